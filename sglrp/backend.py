@@ -1,0 +1,102 @@
+"""TensorFlow set-up: quiet logs and a private graph per analyzer.
+
+innvestigate 2.x builds its analyzers with the TF1 graph API and needs eager execution off.
+Turning eager execution off for the whole process breaks every model a user built before
+(and is easy to get wrong in a notebook), so sglrp never does it. Each analyzer builds a copy
+of the model inside its own ``tf.Graph`` and runs it with its own session; the user's process
+stays in eager mode.
+
+Building Keras layers inside a graph swaps the base classes of the Keras layer classes to their
+v1 versions for the whole process (``keras/src/utils/version_utils.py``), which would break the
+user's eager models. :func:`keras_classes_preserved` restores the class hierarchy afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.get_logger().setLevel(logging.ERROR)
+logging.getLogger("absl").setLevel(logging.ERROR)
+
+__all__ = ["PrivateGraph", "quiet"]
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the Python warnings TF, Keras and innvestigate emit while building graphs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _keras_layer_classes() -> list[type]:
+    from keras.src.engine import base_layer, base_layer_v1
+
+    seen: set[type] = set()
+    stack = [base_layer.Layer, base_layer_v1.Layer]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+    return list(seen)
+
+
+@contextlib.contextmanager
+def keras_classes_preserved() -> Iterator[None]:
+    """Undo the v1/v2 base-class swaps Keras makes while layers are built in a graph."""
+    snapshot = [(cls, cls.__bases__) for cls in _keras_layer_classes()]
+    try:
+        yield
+    finally:
+        for cls, bases in snapshot:
+            if cls.__bases__ != bases:
+                cls.__bases__ = bases
+
+
+class PrivateGraph:
+    """A ``tf.Graph`` with its own session, where one analyzer is built and run."""
+
+    def __init__(self) -> None:
+        self.graph = tf.Graph()
+        config = tf.compat.v1.ConfigProto()
+        config.gpu_options.allow_growth = True
+        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        """Context in which Keras and innvestigate build into this graph."""
+        if self.session is None:
+            raise RuntimeError("this analyzer was closed; create a new one")
+        with (
+            quiet(),
+            keras_classes_preserved(),
+            self.graph.as_default(),
+            self.session.as_default(),
+        ):
+            yield
+            # Keras creates variables lazily; initialise what is still uninitialised.
+            tf.compat.v1.keras.backend.get_session()
+
+    def run(self, fetches, feed_dict: dict) -> np.ndarray:
+        if self.session is None:
+            raise RuntimeError("this analyzer was closed; create a new one")
+        with quiet():
+            return self.session.run(fetches, feed_dict=feed_dict)
+
+    def close(self) -> None:
+        """Release the session and the graph (and the memory they hold)."""
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        self.graph = None
