@@ -51,10 +51,11 @@ class Analyzer:
         weights = self._spec.model.get_weights()
         with self._graph.building():
             clone = tf.keras.models.clone_model(self._spec.model, clone_function=self._copy_layer)
-            clone.set_weights(weights)
             self._logits = clone.outputs[0]
             self._model_inputs = list(clone.inputs)
             self._create(clone, **kwargs)
+            # Only now run the session: TF warns about graphs changed after a run.
+            clone.set_weights(weights)
         self.n_builds += 1
 
     def _copy_layer(self, layer):
@@ -131,7 +132,9 @@ class Analyzer:
             return [check_input(x, self._spec.input_shapes[0])]
         if not isinstance(x, (list, tuple)) or len(x) != n_inputs:
             raise ValueError(f"the model has {n_inputs} inputs; pass a list of {n_inputs} batches")
-        xs = [check_input(v, s, f"x[{i}]") for i, (v, s) in enumerate(zip(x, self._spec.input_shapes))]
+        xs = [
+            check_input(v, s, f"x[{i}]") for i, (v, s) in enumerate(zip(x, self._spec.input_shapes))
+        ]
         if len({len(v) for v in xs}) != 1:
             raise ValueError(f"the input batches differ in size: {[len(v) for v in xs]}")
         return xs
@@ -200,7 +203,9 @@ class ReverseAnalyzer(Analyzer):
             fn = lambda a: target_head(a[0], a[1])
         else:
             dual_head = self.heads[1]
-            fn = lambda a: tf.where(tf.greater(a[2], 0.5), dual_head(a[0], a[1]), target_head(a[0], a[1]))
+            fn = lambda a: tf.where(
+                tf.greater(a[2], 0.5), dual_head(a[0], a[1]), target_head(a[0], a[1])
+            )
         return tf.keras.layers.Lambda(fn, name="sglrp_head")([X, *self._head_inputs])
 
     def _relevance(self, x: list[np.ndarray], selection: np.ndarray, *dual) -> list[np.ndarray]:

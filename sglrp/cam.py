@@ -8,7 +8,6 @@ original hard-coded VGG16's ``block5_pool``). The CAM is resized to the input si
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from .base import Analyzer
@@ -79,7 +78,7 @@ class GradCAM(Analyzer):
             raise ValueError(
                 f"got {len(names)} layer names for a model with {len(model.inputs)} inputs"
             )
-        valid = [layer.name for layer in model.layers if len(getattr(layer, "output").shape) == 4]
+        valid = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
         self._selection = tf.compat.v1.placeholder(tf.float32, (None, self.n_classes))
         score = tf.reduce_sum(self._logits * self._selection, axis=1)
         self._maps = []

@@ -72,8 +72,17 @@ class SG(_SampledGradient):
         Seed of the noise; equal calls give equal results.
     """
 
-    def __init__(self, model, target_id=None, relu=False, augment_by_n=64, noise_scale=None,
-                 noise_level=0.1, seed=0, **kwargs):
+    def __init__(
+        self,
+        model,
+        target_id=None,
+        relu=False,
+        augment_by_n=64,
+        noise_scale=None,
+        noise_level=0.1,
+        seed=0,
+        **kwargs,
+    ):
         if int(augment_by_n) < 1:
             raise ValueError(f"augment_by_n must be >= 1, got {augment_by_n!r}")
         self.augment_by_n, self.noise_scale = int(augment_by_n), noise_scale
@@ -103,8 +112,7 @@ class IG(_SampledGradient):
         The baseline ``x0`` (broadcast to one sample), 0 by default.
     """
 
-    def __init__(self, model, target_id=None, relu=False, steps=64, reference_inputs=0.0,
-                 **kwargs):
+    def __init__(self, model, target_id=None, relu=False, steps=64, reference_inputs=0.0, **kwargs):
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps!r}")
         self.steps, self.reference_inputs = int(steps), reference_inputs

@@ -64,4 +64,6 @@ def contrastive_dual(z, t):
     """CLRP's dual (Gu et al. 2018): ``z_t / (C - 1)`` at every class not selected."""
     n_classes = tf.cast(tf.shape(z)[-1], z.dtype)
     selected = tf.reduce_sum(z * t, axis=-1, keepdims=True)
-    return tf.where(tf.not_equal(t, 0), tf.zeros_like(z), selected / (n_classes - 1) * tf.ones_like(z))
+    return tf.where(
+        tf.not_equal(t, 0), tf.zeros_like(z), selected / (n_classes - 1) * tf.ones_like(z)
+    )

@@ -20,6 +20,8 @@ from innvestigate.analyzer import (
     LRPEpsilon,
     LRPSequentialPresetAFlat,
     LRPSequentialPresetBFlat,
+)
+from innvestigate.analyzer import (
     LRPZPlus as _ZPlusBase,
 )
 
@@ -101,12 +103,12 @@ class SGLRPSeqB(ReverseAnalyzer, LRPSequentialPresetBFlat):
 
 @register("lrp.sequential_preset_a_flat")
 class LRPA(ReverseAnalyzer, LRPSequentialPresetAFlat):
-    """One-hot LRP with innvestigate's sequential preset A (epsilon dense, alpha1-beta0 conv, flat input)."""
+    """One-hot LRP, innvestigate preset A: epsilon dense, alpha1-beta0 conv, flat input."""
 
 
 @register("lrp.sequential_preset_b_flat")
 class LRPB(ReverseAnalyzer, LRPSequentialPresetBFlat):
-    """One-hot LRP with innvestigate's sequential preset B (epsilon dense, alpha2-beta1 conv, flat input)."""
+    """One-hot LRP, innvestigate preset B: epsilon dense, alpha2-beta1 conv, flat input."""
 
 
 @register("lrp.epsilon")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -13,6 +15,15 @@ __all__ = ["ModelSpec", "check_input", "selection_from_target", "check_bounds"]
 
 
 _WARNED_SOFTMAX: weakref.WeakSet = weakref.WeakSet()
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside sglrp."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _activation_name(layer) -> str | None:
@@ -46,9 +57,15 @@ class ModelSpec:
     def __init__(self, model) -> None:
         if not isinstance(model, tf.keras.Model):
             raise TypeError(f"model must be a tf.keras.Model, got {type(model).__name__}")
-        if len(model.outputs or []) != 1:
+        if not model.built or model.outputs is None:
             raise ValueError(
-                f"model {model.name!r} has {len(model.outputs or [])} outputs; sglrp explains "
+                f"model {model.name!r} is not built or has no graph of layers (a subclassed "
+                "model); give it an Input (tf.keras.Input(shape)) or build it with "
+                "model.build(input_shape)"
+            )
+        if len(model.outputs) != 1:
+            raise ValueError(
+                f"model {model.name!r} has {len(model.outputs)} outputs; sglrp explains "
                 "a classifier with exactly one output (build a Model(inputs, outputs[k]))"
             )
         output_shape = tuple(model.outputs[0].shape)
@@ -69,7 +86,7 @@ class ModelSpec:
                 f"model {model.name!r} ends in a softmax (layer {last.name!r}); sglrp analyzes "
                 "its logits, the input of that softmax",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=_caller_stacklevel(),
             )
         for layer in model.layers[:-1]:
             if _activation_name(layer) == "softmax":

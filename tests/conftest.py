@@ -27,8 +27,12 @@ def dense_net(use_bias=True, softmax=False, seed=0):
             tf.keras.Input((6,)),
             layers.Dense(8, activation="relu", use_bias=use_bias, name="fc1"),
             layers.Dense(7, activation="relu", use_bias=use_bias, name="fc2"),
-            layers.Dense(N_CLASSES, activation="softmax" if softmax else None,
-                         use_bias=use_bias, name="logits"),
+            layers.Dense(
+                N_CLASSES,
+                activation="softmax" if softmax else None,
+                use_bias=use_bias,
+                name="logits",
+            ),
         ],
         name="dense_net",
     )
@@ -47,8 +51,9 @@ def conv_net(use_bias=True, softmax=True, seed=0, pool=True):
         layers.MaxPooling2D(2, name="pool1") if pool else layers.Activation("linear"),
         layers.Conv2D(3, 2 if pool else 3, activation="relu", use_bias=use_bias, name="conv2"),
         layers.Flatten(name="flatten"),
-        layers.Dense(N_CLASSES, activation="softmax" if softmax else None, use_bias=use_bias,
-                     name="logits"),
+        layers.Dense(
+            N_CLASSES, activation="softmax" if softmax else None, use_bias=use_bias, name="logits"
+        ),
     ]
     model = tf.keras.Sequential(body, name="conv_net")
     if use_bias:

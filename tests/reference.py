@@ -96,8 +96,11 @@ def keras_steps(model, x):
         b = weights[1] if len(weights) > 1 else np.zeros(w.shape[-1])
         if kind == "Conv2D":
             w = conv_matrix(w, shape)
-            shape = (shape[0] - weights[0].shape[0] + 1, shape[1] - weights[0].shape[1] + 1,
-                     weights[0].shape[-1])
+            shape = (
+                shape[0] - weights[0].shape[0] + 1,
+                shape[1] - weights[0].shape[1] + 1,
+                weights[0].shape[-1],
+            )
             b = np.tile(b, shape[0] * shape[1])
         relu = layer.get_config().get("activation") == "relu"
         z = a @ w + b

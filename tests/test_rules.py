@@ -26,7 +26,10 @@ def per_sample(model, x, t, rule, first_rule, head):
 
 MODELS = {
     "dense": (lambda: dense_net(), lambda: np.random.default_rng(3).uniform(-1, 1, (3, 6))),
-    "conv": (lambda: conv_net(softmax=False), lambda: np.random.default_rng(4).uniform(-1, 1, (3, 8, 8, 2))),
+    "conv": (
+        lambda: conv_net(softmax=False),
+        lambda: np.random.default_rng(4).uniform(-1, 1, (3, 8, 8, 2)),
+    ),
 }
 TARGETS = [0, 3, 4]
 LOGIT = lambda z, t: z[t]  # noqa: E731
@@ -42,7 +45,9 @@ def test_bounded_deep_taylor(case):
     model, x = case
     got = sglrp.LRP(model, low=LOW, high=HIGH).analyze(x, target=TARGETS)
     expected = per_sample(
-        model, x, TARGETS,
+        model,
+        x,
+        TARGETS,
         rule=lambda x_, w, b, r: ref.z_plus(x_, w, r),
         first_rule=lambda x_, w, b, r: ref.z_bounded(x_, w, r, LOW, HIGH),
         head=LOGIT,
@@ -55,8 +60,12 @@ def test_epsilon(case, eps):
     model, x = case
     got = sglrp.LRPE(model, epsilon=eps).analyze(x, target=TARGETS)
     expected = per_sample(
-        model, x, TARGETS, rule=lambda x_, w, b, r: ref.epsilon(x_, w, b, r, eps),
-        first_rule=None, head=LOGIT,
+        model,
+        x,
+        TARGETS,
+        rule=lambda x_, w, b, r: ref.epsilon(x_, w, b, r, eps),
+        first_rule=None,
+        head=LOGIT,
     )
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
@@ -65,7 +74,9 @@ def test_z_plus_with_w_plus_input(case):
     model, x = case
     got = sglrp.LRPZPlus(model).analyze(x, target=TARGETS)
     expected = per_sample(
-        model, x, TARGETS,
+        model,
+        x,
+        TARGETS,
         rule=lambda x_, w, b, r: ref.z_plus(x_, w, r),
         first_rule=lambda x_, w, b, r: ref.w_plus(x_, w, r),
         head=LOGIT,
@@ -103,8 +114,13 @@ def test_softmax_gradient_head_on_bounded_rule(case):
         for xi, ti in zip(x, TARGETS):
             steps, acts = ref.keras_steps(model, xi)
             r = head(acts[-1], ti, part)
-            expected.append(ref.propagate(
-                steps, acts, r, lambda x_, w, b, r_: ref.z_plus(x_, w, r_),
-                lambda x_, w, b, r_: ref.z_bounded(x_, w, r_, LOW, HIGH)).reshape(xi.shape))
-        np.testing.assert_allclose(fn(x, target=TARGETS), np.array(expected), rtol=1e-4,
-                                   atol=1e-7)
+            expected.append(
+                ref.propagate(
+                    steps,
+                    acts,
+                    r,
+                    lambda x_, w, b, r_: ref.z_plus(x_, w, r_),
+                    lambda x_, w, b, r_: ref.z_bounded(x_, w, r_, LOW, HIGH),
+                ).reshape(xi.shape)
+            )
+        np.testing.assert_allclose(fn(x, target=TARGETS), np.array(expected), rtol=1e-4, atol=1e-7)

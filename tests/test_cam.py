@@ -1,0 +1,96 @@
+"""Grad-CAM against its closed form on a GAP network (alpha_k = W_kt / (h w)), its default
+layer, the resize, guided Grad-CAM = Grad-CAM x guided backprop, and two image inputs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import sglrp
+
+layers = tf.keras.layers
+
+
+def gap_net(pool):
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((6, 6, 2))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
+    if pool:
+        h = layers.MaxPooling2D(2, name="pooled")(h)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    return tf.keras.Model(inputs, layers.Dense(3, name="logits")(h))
+
+
+def closed_form(model, layer, x, targets):
+    features = tf.keras.Model(model.input, model.get_layer(layer).output)(x).numpy()
+    w = model.get_layer("logits").get_weights()[0].astype(np.float64)
+    h, wd = features.shape[1:3]
+    return np.stack([(f * w[:, t] / (h * wd)).sum(-1) for f, t in zip(features, targets)])
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).uniform(0, 1, (3, 6, 6, 2)).astype(np.float32)
+
+
+def test_grad_cam_closed_form_and_default_layer(x):
+    model = gap_net(pool=False)
+    cam = sglrp.GradCAM(model)
+    assert cam.layer_names == ["features"]
+    got = cam.analyze(x, target=[0, 1, 2])
+    expected = closed_form(model, "features", x, [0, 1, 2])
+    assert got.shape == x.shape
+    np.testing.assert_allclose(got[..., 0], expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got[..., 1], got[..., 0])  # repeated over input channels
+
+
+def test_grad_cam_resizes_to_the_input(x):
+    model = gap_net(pool=True)
+    cam = sglrp.GradCAM(model)
+    assert cam.layer_names == ["pooled"]  # the last 4-D layer, not a hard-coded name
+    got = cam.analyze(x, target=2)
+    small = closed_form(model, "pooled", x, [2, 2, 2])[..., None]
+    expected = tf.image.resize(small, (6, 6), method="bilinear").numpy()[..., 0]
+    np.testing.assert_allclose(got[..., 0], expected, rtol=1e-4, atol=1e-6)
+    explicit = sglrp.GradCAM(model, layer_name="features").analyze(x, target=2)
+    np.testing.assert_allclose(
+        explicit[..., 0], closed_form(model, "features", x, [2, 2, 2]), rtol=1e-4, atol=1e-7
+    )
+
+
+def test_guided_grad_cam_is_the_product(cnn, images):
+    targets = [0, 1, 2, 3]
+    got = sglrp.GuidedGradCAM(cnn).analyze(images, target=targets)
+    cam = sglrp.GradCAM(cnn).analyze(images, target=targets)
+    guided = sglrp.GBP(cnn).analyze(images, target=targets)
+    np.testing.assert_allclose(got, cam * guided, rtol=1e-5, atol=1e-9)
+
+
+def test_multi_input_grad_cam():
+    tf.keras.utils.set_random_seed(1)
+    a, b = tf.keras.Input((6, 6, 1), name="a"), tf.keras.Input((4, 4, 2), name="b")
+    fa = layers.Conv2D(3, 3, padding="same", activation="relu", name="fa")(a)
+    fb = layers.Conv2D(2, 3, padding="same", activation="relu", name="fb")(b)
+    h = layers.Concatenate()(
+        [layers.GlobalAveragePooling2D()(fa), layers.GlobalAveragePooling2D()(fb)]
+    )
+    model = tf.keras.Model([a, b], layers.Dense(3, name="logits")(h))
+    rng = np.random.default_rng(2)
+    xa, xb = rng.uniform(size=(2, 6, 6, 1)), rng.uniform(size=(2, 4, 4, 2))
+    cam = sglrp.MultiGradCAM(model)
+    assert cam.layer_names == ["fa", "fb"]
+    ca, cb = cam.analyze([xa, xb], target=[1, 2])
+    assert ca.shape == xa.shape and cb.shape == xb.shape
+    w = model.get_layer("logits").get_weights()[0]
+    feats_a = tf.keras.Model(model.inputs, fa)([xa, xb]).numpy()
+    feats_b = tf.keras.Model(model.inputs, fb)([xa, xb]).numpy()
+    for i, t in enumerate([1, 2]):
+        np.testing.assert_allclose(
+            ca[i, ..., 0], (feats_a[i] * w[:3, t] / 36).sum(-1), rtol=1e-4, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            cb[i, ..., 0], (feats_b[i] * w[3:, t] / 16).sum(-1), rtol=1e-4, atol=1e-7
+        )
+    with pytest.raises(ValueError, match="pass a list of 2 batches"):
+        cam.analyze(xa, target=1)
+    with pytest.raises(ValueError, match="for models with several inputs"):
+        sglrp.MultiGradCAM(gap_net(pool=False))
