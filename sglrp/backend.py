@@ -64,6 +64,25 @@ def keras_classes_preserved() -> Iterator[None]:
                 cls.__bases__ = bases
 
 
+@contextlib.contextmanager
+def ops_wrapped_without_evaluation() -> Iterator[None]:
+    """Let Keras wrap raw TF ops on its tensors without evaluating their other inputs.
+
+    In graph mode Keras runs a session to turn every non-Keras input of a wrapped op (here:
+    the rules' positive/negative weights) into a NumPy constant. That copies the weights once
+    more per analyzer and runs the graph while it is still being built. Keras' own switch
+    keeps the tensors instead.
+    """
+    from keras.src.engine import base_layer_utils
+
+    before = base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION
+    base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION = True
+    try:
+        yield
+    finally:
+        base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION = before
+
+
 class PrivateGraph:
     """A ``tf.Graph`` with its own session, where one analyzer is built and run."""
 
@@ -81,12 +100,28 @@ class PrivateGraph:
         with (
             quiet(),
             keras_classes_preserved(),
+            ops_wrapped_without_evaluation(),
             self.graph.as_default(),
             self.session.as_default(),
         ):
             yield
-            # Keras creates variables lazily; initialise what is still uninitialised.
-            tf.compat.v1.keras.backend.get_session()
+
+    def load(self, variables, values) -> None:
+        """Initialise every variable of the graph, then assign ``values`` to ``variables``.
+
+        Call it once, when the graph is complete: all ops are created before the first run (TF
+        warns, op by op, about graphs changed after a session has run them).
+        """
+        placeholders = [
+            tf.compat.v1.placeholder(v.dtype.base_dtype, np.shape(x))
+            for v, x in zip(variables, values)
+        ]
+        assigns = [v.assign(p, read_value=False) for v, p in zip(variables, placeholders)]
+        init = tf.compat.v1.global_variables_initializer()
+        self.session.run(init)
+        self.session.run(assigns, feed_dict=dict(zip(placeholders, values)))
+        for v in tf.compat.v1.global_variables():
+            v._keras_initialized = True  # Keras would otherwise check them again with a run
 
     def run(self, fetches, feed_dict: dict) -> np.ndarray:
         if self.session is None:

@@ -54,8 +54,7 @@ class Analyzer:
             self._logits = clone.outputs[0]
             self._model_inputs = list(clone.inputs)
             self._create(clone, **kwargs)
-            # Only now run the session: TF warns about graphs changed after a run.
-            clone.set_weights(weights)
+            self._graph.load(clone.weights, weights)
         self.n_builds += 1
 
     def _copy_layer(self, layer):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["project", "heatmap", "overlay", "grid", "to_rgb"]
+__all__ = ["project", "heatmap", "overlay", "grid", "comparison", "to_rgb"]
 
 
 def project(h, channel_axis: int = -1) -> np.ndarray:
@@ -72,8 +72,7 @@ def _display(image) -> np.ndarray:
     return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
 
 
-def overlay(image, h, cmap: str = "seismic", alpha: float = 0.6, M: float | None = None,
-            ax=None):
+def overlay(image, h, cmap: str = "seismic", alpha: float = 0.6, M: float | None = None, ax=None):
     """Draw ``image`` in grey with the relevance map on top (transparent where |h| is small)."""
     import matplotlib.pyplot as plt
 
@@ -92,8 +91,14 @@ def overlay(image, h, cmap: str = "seismic", alpha: float = 0.6, M: float | None
     return ax
 
 
-def grid(image, maps: Mapping[str, np.ndarray], ncols: int = 4, cmap: str = "seismic",
-         title: str | None = None, size: float = 2.2):
+def grid(
+    image,
+    maps: Mapping[str, np.ndarray],
+    ncols: int = 4,
+    cmap: str = "seismic",
+    title: str | None = None,
+    size: float = 2.2,
+):
     """A figure comparing methods: the input, then one heatmap per method (a dict name -> map)."""
     import matplotlib.pyplot as plt
 
@@ -112,6 +117,41 @@ def grid(image, maps: Mapping[str, np.ndarray], ncols: int = 4, cmap: str = "sei
         ax.set_yticks([])
     for ax in axes[n:]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def comparison(
+    image,
+    rows: Mapping[str, Mapping[str, np.ndarray]],
+    cmap: str = "seismic",
+    title: str | None = None,
+    size: float = 1.6,
+):
+    """One row per explained class (a dict row title -> {method -> map}), the input first."""
+    import matplotlib.pyplot as plt
+
+    methods = list(next(iter(rows.values())))
+    fig, axes = plt.subplots(
+        len(rows),
+        len(methods) + 1,
+        squeeze=False,
+        figsize=(size * (len(methods) + 1), size * len(rows) + 0.4),
+    )
+    shown = _display(image)
+    for r, (row_title, maps) in enumerate(rows.items()):
+        axes[r, 0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
+        axes[r, 0].set_ylabel(row_title, fontsize=9)
+        for c, name in enumerate(methods, start=1):
+            heatmap(maps[name], cmap=cmap, ax=axes[r, c])
+            if r == 0:
+                axes[r, c].set_title(name, fontsize=8)
+    axes[0, 0].set_title("input", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -1,0 +1,48 @@
+"""The ``sglrp`` command: ``demo``, ``methods``, ``explain``, ``bench-discrimination``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _methods(args) -> int:
+    from . import registry
+
+    width = max(len(name) for name in registry.METHODS)
+    for name in registry.available_methods():
+        cls = registry.METHODS[name]
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:<{width}}  {cls.__name__:<14} {summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sglrp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("methods", help="list the available methods")
+    p.set_defaults(run=_methods)
+
+    from .demo import cli as demo_cli
+
+    demo_cli.add_parsers(sub)
+    try:
+        from . import explain
+    except ImportError:  # pragma: no cover - built separately
+        pass
+    else:
+        explain.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Command-line parsers of ``sglrp demo`` and ``sglrp bench-discrimination``."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub) -> None:
+    from . import run
+
+    p = sub.add_parser("demo", help="the embedded example: every method on two-digit scenes")
+    p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
+    p.add_argument(
+        "--model",
+        choices=["digits", "vgg16"],
+        default="digits",
+        help="digits: the embedded model (offline); vgg16: the zebra/elephant example",
+    )
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="VGG16 weights: 'imagenet' (Keras cache or download) or a file path",
+    )
+    p.add_argument("--scenes", type=int, default=200, help="scenes for the table (default 200)")
+    p.add_argument("--figures", type=int, default=3, help="scenes drawn as figures")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run.main)
+
+    q = sub.add_parser(
+        "bench-discrimination", help="class-discrimination benchmark on held-out digit scenes"
+    )
+    q.add_argument("--scenes", type=int, default=200)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="results/discrimination")
+    q.set_defaults(run=run.bench_main)
