@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,10 @@ def _scene_targets(scenes):
 
 def run_benchmark(n_scenes=200, seed=0, methods=COMPARISON, model=None, log=print):
     """Maps and discrimination results on ``n_scenes`` held-out scenes (2 targets each)."""
-    model = load_demo_model() if model is None else model
+    if model is None:
+        model = load_demo_model()
+        log("the demo model ends in a softmax: every method explains its logits")
+        warnings.filterwarnings("ignore", message=".*ends in a softmax", category=UserWarning)
     scenes = make_scenes(n_scenes, seed=seed, split="test")
     x, targets, target_boxes, distractor_boxes = _scene_targets(scenes)
     maps = run_methods(
