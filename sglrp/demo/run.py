@@ -30,21 +30,14 @@ def _scene_targets(scenes):
 
 def run_benchmark(n_scenes=200, seed=0, methods=COMPARISON, model=None, log=print):
     """Maps and discrimination results on ``n_scenes`` held-out scenes (2 targets each)."""
-    if model is None:
-        model = load_demo_model()
-        log("the demo model ends in a softmax: every method explains its logits")
-        warnings.filterwarnings("ignore", message=".*ends in a softmax", category=UserWarning)
+    model = load_demo_model() if model is None else model
     scenes = make_scenes(n_scenes, seed=seed, split="test")
     x, targets, target_boxes, distractor_boxes = _scene_targets(scenes)
-    maps = run_methods(
-        model,
-        x,
-        targets,
-        methods,
-        low=DEMO_LOW,
-        high=DEMO_HIGH,
-        progress=lambda label: log(f"  {label}"),
-    )
+    with warnings.catch_warnings():  # the demo model's softmax: said once here instead
+        warnings.filterwarnings("ignore", message=".*ends in a softmax", category=UserWarning)
+        log("the model ends in a softmax: every method explains its logits")
+        maps = run_methods(model, x, targets, methods, low=DEMO_LOW, high=DEMO_HIGH,
+                           progress=lambda label: log(f"  {label}"))
     return scenes, maps, discrimination(maps, target_boxes, distractor_boxes, seed=seed)
 
 
