@@ -21,6 +21,11 @@ from .validation import ModelSpec, check_input, selection_from_target
 __all__ = ["Analyzer", "ReverseAnalyzer", "ContrastiveAnalyzer"]
 
 
+def _single(maps: list):
+    """One map per model input: the array itself for a single-input model."""
+    return maps[0] if len(maps) == 1 else maps
+
+
 class Analyzer:
     """Base class of every sglrp analyzer.
 
@@ -99,7 +104,7 @@ class Analyzer:
         out = self._map(x, target, batch_size, self._analyze_batch)
         if self.relu:
             out = [np.maximum(r, 0) for r in out]
-        return out[0] if len(out) == 1 else out
+        return _single(out)
 
     def predict_logits(self, x, batch_size: int | None = None) -> np.ndarray:
         """The model's logits for ``x`` (the input of its softmax), computed in this graph."""
@@ -185,7 +190,7 @@ class ReverseAnalyzer(Analyzer):
                 f"model: {err} Use a rule that handles it (e.g. LRPE, LRPA) or change the layer."
             ) from None
         self._inputs = list(self._analyzer_model.inputs)
-        self._output = self._analyzer_model.outputs[0]
+        self._outputs = list(self._analyzer_model.outputs)  # one map per model input
 
     def _prepare_model(self, model):
         # Skip DeepTaylor's ReLU on the outputs: the heads see the real logits.
@@ -208,7 +213,7 @@ class ReverseAnalyzer(Analyzer):
         return tf.keras.layers.Lambda(fn, name="sglrp_head")([X, *self._head_inputs])
 
     def _relevance(self, x: list[np.ndarray], selection: np.ndarray, *dual) -> list[np.ndarray]:
-        return [self._run(self._output, [*x, selection, *dual], self._inputs)]
+        return list(self._run(self._outputs, [*x, selection, *dual], self._inputs))
 
     def _analyze_batch(self, x, selection):
         return self._relevance(x, selection)
@@ -231,11 +236,11 @@ class ContrastiveAnalyzer(ReverseAnalyzer):
 
     def analyze_target(self, x, target=None, batch_size=None) -> np.ndarray:
         """The map of the target head alone."""
-        return self._map(x, target, batch_size, lambda v, s: self._half(v, s, 0.0))[0]
+        return _single(self._map(x, target, batch_size, lambda v, s: self._half(v, s, 0.0)))
 
     def analyze_others(self, x, target=None, batch_size=None) -> np.ndarray:
         """The map of the dual head alone (relevance of every other class)."""
-        return self._map(x, target, batch_size, lambda v, s: self._half(v, s, 1.0))[0]
+        return _single(self._map(x, target, batch_size, lambda v, s: self._half(v, s, 1.0)))
 
     def _half(self, x, selection, flag):
         return self._relevance(x, selection, np.full((len(selection), 1), flag, np.float32))
@@ -244,8 +249,11 @@ class ContrastiveAnalyzer(ReverseAnalyzer):
         n = len(selection)
         twice = [np.concatenate([v, v]) for v in x]
         flags = np.repeat(np.array([[0.0], [1.0]], np.float32), n, axis=0)
-        both = self._relevance(twice, np.concatenate([selection, selection]), flags)[0]
-        target, dual = both[:n].astype(np.float64), both[n:].astype(np.float64)
+        both = self._relevance(twice, np.concatenate([selection, selection]), flags)
+        return [self._subtract(m[:n], m[n:]) for m in both]
+
+    def _subtract(self, target: np.ndarray, dual: np.ndarray) -> np.ndarray:
+        target, dual = target.astype(np.float64), dual.astype(np.float64)
         scale = 1.0
         if self.scaling:
             axes = tuple(range(1, target.ndim))
@@ -253,4 +261,4 @@ class ContrastiveAnalyzer(ReverseAnalyzer):
             d_sum = dual.sum(axis=axes, keepdims=True)
             defined = np.abs(d_sum) > np.finfo(np.float32).tiny
             scale = np.where(defined, t_sum / np.where(defined, d_sum, 1.0), 1.0)
-        return [(target - dual * scale).astype(np.float32)]
+        return (target - dual * scale).astype(np.float32)

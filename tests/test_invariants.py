@@ -200,3 +200,26 @@ def test_dense_model_works_for_relevance_methods(vectors):
     for cls in (sglrp.LRP, sglrp.SGLRP, sglrp.CLRP, sglrp.LRPE, sglrp.SGLRPSeqA):
         r = cls(model).analyze(vectors, target=1)
         assert r.shape == vectors.shape and np.isfinite(r).all()
+
+
+def test_two_input_model_gets_one_map_per_input_and_conserves():
+    layers = tf.keras.layers
+    tf.keras.utils.set_random_seed(3)
+    a, b = tf.keras.Input((3,), name="a"), tf.keras.Input((4,), name="b")
+    h = layers.Concatenate()(
+        [
+            layers.Dense(5, activation="relu", use_bias=False)(a),
+            layers.Dense(5, activation="relu", use_bias=False)(b),
+        ]
+    )
+    model = tf.keras.Model([a, b], layers.Dense(3, use_bias=False)(h))
+    rng = np.random.default_rng(0)
+    xa, xb = rng.uniform(0.1, 1, (2, 3)), rng.uniform(0.1, 1, (2, 4))
+    analyzer = sglrp.LRPZPlus(model)
+    target = analyzer.predict_logits([xa, xb]).argmax(1)
+    ra, rb = analyzer.analyze([xa, xb], target=target)
+    assert ra.shape == xa.shape and rb.shape == xb.shape
+    logits = analyzer.predict_logits([xa, xb])[np.arange(2), target]
+    np.testing.assert_allclose(ra.sum(1) + rb.sum(1), logits, rtol=1e-4)
+    clrp = sglrp.SGLRP(model, low=0.0, high=1.0)
+    assert len(clrp.analyze([xa, xb], target=1)) == 2
