@@ -107,21 +107,21 @@ class PrivateGraph:
             yield
 
     def load(self, variables, values) -> None:
-        """Initialise every variable of the graph, then assign ``values`` to ``variables``.
+        """Assign ``values`` to the model's ``variables``; no other variable is initialised.
 
-        Call it once, when the graph is complete: all ops are created before the first run (TF
-        warns, op by op, about graphs changed after a session has run them).
+        innvestigate's rules build copies of layers whose own (random) kernels are replaced by
+        tensors derived from the model's weights; those kernels are never read, and leaving them
+        uninitialised keeps them out of memory. Call this once, when the graph is complete: TF
+        warns, op by op, about graphs changed after a session has run them.
         """
         placeholders = [
             tf.compat.v1.placeholder(v.dtype.base_dtype, np.shape(x))
             for v, x in zip(variables, values)
         ]
         assigns = [v.assign(p, read_value=False) for v, p in zip(variables, placeholders)]
-        init = tf.compat.v1.global_variables_initializer()
-        self.session.run(init)
         self.session.run(assigns, feed_dict=dict(zip(placeholders, values)))
         for v in tf.compat.v1.global_variables():
-            v._keras_initialized = True  # Keras would otherwise check them again with a run
+            v._keras_initialized = True  # Keras would otherwise check them with a run
 
     def run(self, fetches, feed_dict: dict) -> np.ndarray:
         if self.session is None:
