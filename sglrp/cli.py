@@ -29,12 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import cli as demo_cli
 
     demo_cli.add_parsers(sub)
-    try:
-        from . import explain
-    except ImportError:  # pragma: no cover - built separately
-        pass
-    else:
-        explain.add_parser(sub)
+    from . import explain
+
+    explain.add_parser(sub)
     return parser
 
 
