@@ -171,7 +171,8 @@ class ReverseAnalyzer(Analyzer):
     """An innvestigate reverse analyzer whose initial relevance is given by ``heads``.
 
     Subclasses list an innvestigate analyzer as their second base; it supplies the rule.
-    ``heads`` holds one head, or a target head and a dual head (see ContrastiveAnalyzer).
+    ``heads`` holds one head, or a target head and a dual head (see ContrastiveAnalyzer); each
+    head gets its backward pass, and the graph outputs their maps in that order.
     """
 
     heads: tuple = (heads.output,)
@@ -189,31 +190,44 @@ class ReverseAnalyzer(Analyzer):
                 f"{type(self).__name__} cannot propagate relevance through a layer of this "
                 f"model: {err} Use a rule that handles it (e.g. LRPE, LRPA) or change the layer."
             ) from None
-        self._inputs = list(self._analyzer_model.inputs)
-        self._outputs = list(self._analyzer_model.outputs)  # one map per model input
+
+    def create_analyzer_model(self) -> None:
+        # innvestigate wraps the analysis into a Keras model; sglrp runs the tensors with its
+        # own session, so the tensors are all it keeps (two backward passes would also give
+        # the rules' layer copies the same names, which a Keras model refuses).
+        model, analysis_inputs, stop_at = self._prepare_model(self._model)
+        outputs = self._create_analysis(model, stop_analysis_at_tensors=stop_at)
+        self._inputs = [*self._model.inputs, *analysis_inputs]
+        self._outputs = list(outputs)  # per head, one map per model input
+        self._analyzer_model_done = True
 
     def _prepare_model(self, model):
         # Skip DeepTaylor's ReLU on the outputs: the heads see the real logits.
         model, analysis_inputs, stop_at = AnalyzerNetworkBase._prepare_model(self, model)
-        extra = [tf.keras.layers.Input(shape=(self._spec.n_classes,), name="sglrp_selection")]
-        if len(self.heads) > 1:
-            extra.append(tf.keras.layers.Input(shape=(1,), name="sglrp_dual"))
-        self._head_inputs = extra
-        return model, analysis_inputs + extra, stop_at + extra
+        self._selection = tf.keras.layers.Input(shape=(self._spec.n_classes,), name="selection")
+        return model, [*analysis_inputs, self._selection], [*stop_at, self._selection]
+
+    def _reverse_model(
+        self, model, stop_analysis_at_tensors=None, return_all_reversed_tensors=False
+    ):
+        # One backward pass per head, all in one graph: they share the forward pass (and TF
+        # merges the rules' identical forward computations).
+        maps = []
+        for self._head_index in range(len(self.heads)):
+            reversed_inputs, _ = super()._reverse_model(model, stop_analysis_at_tensors)
+            maps.extend(reversed_inputs)
+        return maps, None
 
     def _head_mapping(self, X):
-        target_head = self.heads[0]
-        if len(self.heads) == 1:
-            fn = lambda a: target_head(a[0], a[1])
-        else:
-            dual_head = self.heads[1]
-            fn = lambda a: tf.where(
-                tf.greater(a[2], 0.5), dual_head(a[0], a[1]), target_head(a[0], a[1])
-            )
-        return tf.keras.layers.Lambda(fn, name="sglrp_head")([X, *self._head_inputs])
+        head = self.heads[self._head_index]
+        return tf.keras.layers.Lambda(lambda a: head(a[0], a[1]))([X, self._selection])
 
-    def _relevance(self, x: list[np.ndarray], selection: np.ndarray, *dual) -> list[np.ndarray]:
-        return list(self._run(self._outputs, [*x, selection, *dual], self._inputs))
+    def _relevance(self, x: list[np.ndarray], selection: np.ndarray, head: int = 0):
+        """The maps of one head (one per model input)."""
+        n = self._spec.n_inputs
+        return list(
+            self._run(self._outputs[head * n : (head + 1) * n], [*x, selection], self._inputs)
+        )
 
     def _analyze_batch(self, x, selection):
         return self._relevance(x, selection)
@@ -222,8 +236,8 @@ class ReverseAnalyzer(Analyzer):
 class ContrastiveAnalyzer(ReverseAnalyzer):
     """Target map minus the dual map, scaled per image so their sums match (``scaling=True``).
 
-    Both maps come from one graph in one run (the batch and its copy, with a flag that picks
-    the head). :meth:`analyze_target` and :meth:`analyze_others` give the two maps alone.
+    Both maps come from one graph in one run: two backward passes from one forward pass.
+    :meth:`analyze_target` and :meth:`analyze_others` give the two maps alone.
     Where the dual map sums to zero the scale is undefined; the maps are then subtracted
     unscaled (the original divided without a guard).
     """
@@ -236,21 +250,16 @@ class ContrastiveAnalyzer(ReverseAnalyzer):
 
     def analyze_target(self, x, target=None, batch_size=None) -> np.ndarray:
         """The map of the target head alone."""
-        return _single(self._map(x, target, batch_size, lambda v, s: self._half(v, s, 0.0)))
+        return _single(self._map(x, target, batch_size, lambda v, s: self._relevance(v, s, 0)))
 
     def analyze_others(self, x, target=None, batch_size=None) -> np.ndarray:
         """The map of the dual head alone (relevance of every other class)."""
-        return _single(self._map(x, target, batch_size, lambda v, s: self._half(v, s, 1.0)))
-
-    def _half(self, x, selection, flag):
-        return self._relevance(x, selection, np.full((len(selection), 1), flag, np.float32))
+        return _single(self._map(x, target, batch_size, lambda v, s: self._relevance(v, s, 1)))
 
     def _analyze_batch(self, x, selection):
-        n = len(selection)
-        twice = [np.concatenate([v, v]) for v in x]
-        flags = np.repeat(np.array([[0.0], [1.0]], np.float32), n, axis=0)
-        both = self._relevance(twice, np.concatenate([selection, selection]), flags)
-        return [self._subtract(m[:n], m[n:]) for m in both]
+        maps = self._run(self._outputs, [*x, selection], self._inputs)
+        n = self._spec.n_inputs
+        return [self._subtract(t, d) for t, d in zip(maps[:n], maps[n:])]
 
     def _subtract(self, target: np.ndarray, dual: np.ndarray) -> np.ndarray:
         target, dual = target.astype(np.float64), dual.astype(np.float64)
