@@ -11,8 +11,14 @@ SCRIPT = textwrap.dedent(
     import tensorflow as tf  # the user imports TF first, as usual
     sys.stderr.write("<<start>>\\n"); sys.stderr.flush()
     import sglrp
-    from sglrp.demo import load_demo_model
-    model = load_demo_model()  # three conv layers: deep enough for every rule to show up
+    # a small VGG: functional, softmax on top, deep enough for every rule to show up
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((32, 32, 1))
+    h = layers.Conv2D(4, 3, activation="relu", padding="same")(inputs)
+    h = layers.MaxPooling2D()(layers.Conv2D(4, 3, activation="relu", padding="same")(h))
+    h = layers.MaxPooling2D()(layers.Conv2D(8, 3, activation="relu", padding="same")(h))
+    h = layers.Dense(16, activation="relu")(layers.Flatten()(h))
+    model = tf.keras.Model(inputs, layers.Dense(4, activation="softmax")(h))
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 1))
     for name in sglrp.available_methods():
         if name != "grad_cam.multi_input":
@@ -28,8 +34,7 @@ def test_building_and_analyzing_prints_nothing():
     )
     assert run.returncode == 0, run.stderr[-3000:]
     during = run.stderr.split("<<start>>", 1)[1].split("<<end>>", 1)[0].strip().splitlines()
-    said = [line for line in during if "ends in a softmax" in line]
-    assert len(said) == 1  # our one notice that the softmax is stripped, said once
-    others = [line for line in during if line not in said]
+    # our own notice that a softmax is stripped is allowed (test_errors checks it is said once)
+    others = [line for line in during if "ends in a softmax" not in line]
     assert others == [], "\n".join(others)[:3000]
     assert run.stdout == ""
