@@ -1,5 +1,6 @@
 """A user must not see pages of TF warnings while analyzers are built and run."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -29,12 +30,20 @@ SCRIPT = textwrap.dedent(
 
 
 def test_building_and_analyzing_prints_nothing():
+    # the environment of a fresh shell, not of this process (importing TF set variables in it)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF2_BEHAVIOR")}
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env
     )
     assert run.returncode == 0, run.stderr[-3000:]
     during = run.stderr.split("<<start>>", 1)[1].split("<<end>>", 1)[0].strip().splitlines()
-    # our own notice that a softmax is stripped is allowed (test_errors checks it is said once)
-    others = [line for line in during if "ends in a softmax" not in line]
+    # allowed: our notice that a softmax is stripped (test_errors checks it is said once), and
+    # TF's one info line at the first session run (its C++ log level is fixed at import)
+    others = [
+        line
+        for line in during
+        if "ends in a softmax" not in line
+        and "MLIR V1 optimization pass is not enabled" not in line
+    ]
     assert others == [], "\n".join(others)[:3000]
     assert run.stdout == ""
