@@ -223,3 +223,25 @@ def test_two_input_model_gets_one_map_per_input_and_conserves():
     np.testing.assert_allclose(ra.sum(1) + rb.sum(1), logits, rtol=1e-4)
     clrp = sglrp.SGLRP(model, low=0.0, high=1.0)
     assert len(clrp.analyze([xa, xb], target=1)) == 2
+
+
+@pytest.mark.parametrize(
+    "cls, target_head, dual_head",
+    [
+        (sglrp.SGLRP, heads.softmax_gradient_target, heads.softmax_gradient_dual),
+        (sglrp.CLRP, heads.output, heads.contrastive_dual),
+    ],
+)
+def test_one_graph_equals_two_separate_analyzers(cnn, images, cls, target_head, dual_head):
+    # the original's definition: one analyzer for the target map, another for the dual map
+    class Target(sglrp.ReverseAnalyzer, BoundedDeepTaylor):
+        heads = (target_head,)
+
+    class Dual(sglrp.ReverseAnalyzer, BoundedDeepTaylor):
+        heads = (dual_head,)
+
+    target = Target(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS).astype(np.float64)
+    dual = Dual(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS).astype(np.float64)
+    scale = (_sums(target) / _sums(dual))[:, None, None, None]
+    fused = cls(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS)
+    np.testing.assert_allclose(fused, target - dual * scale, rtol=1e-5, atol=1e-7)
