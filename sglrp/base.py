@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import tensorflow as tf
 from innvestigate.analyzer.network_base import AnalyzerNetworkBase
+from innvestigate.backend.graph import ReverseMappingBase
 
 from . import heads
 from .backend import PrivateGraph
@@ -195,6 +198,7 @@ class ReverseAnalyzer(Analyzer):
         # innvestigate wraps the analysis into a Keras model; sglrp runs the tensors with its
         # own session, so the tensors are all it keeps (two backward passes would also give
         # the rules' layer copies the same names, which a Keras model refuses).
+        self._rule_objects = {}
         model, analysis_inputs, stop_at = self._prepare_model(self._model)
         outputs = self._create_analysis(model, stop_analysis_at_tensors=stop_at)
         self._inputs = [*self._model.inputs, *analysis_inputs]
@@ -210,13 +214,27 @@ class ReverseAnalyzer(Analyzer):
     def _reverse_model(
         self, model, stop_analysis_at_tensors=None, return_all_reversed_tensors=False
     ):
-        # One backward pass per head, all in one graph: they share the forward pass (and TF
-        # merges the rules' identical forward computations).
+        # One backward pass per head, all in one graph: they share the forward pass and, through
+        # _reverse_mapping, the rules (TF merges their identical forward computations).
         maps = []
-        for self._head_index in range(len(self.heads)):
+        for index in range(len(self.heads)):
+            self._head_index = index
             reversed_inputs, _ = super()._reverse_model(model, stop_analysis_at_tensors)
             maps.extend(reversed_inputs)
         return maps, None
+
+    def _reverse_mapping(self, layer):
+        # One rule object per layer for all backward passes: its transformed weights and
+        # forward computations are built once and shared by the heads.
+        if layer not in self._rule_objects:
+            mapping = super()._reverse_mapping(layer)
+            state = {"model": self._model, "layer": layer}
+            if inspect.isclass(mapping) and issubclass(mapping, ReverseMappingBase):
+                mapping = mapping(layer, state).apply
+            elif callable(mapping) and len(inspect.signature(mapping).parameters) == 2:
+                mapping = mapping(layer, state)
+            self._rule_objects[layer] = mapping
+        return self._rule_objects[layer]
 
     def _head_mapping(self, X):
         head = self.heads[self._head_index]
