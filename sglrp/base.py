@@ -19,6 +19,7 @@ from innvestigate.backend.graph import ReverseMappingBase
 
 from . import heads
 from .backend import PrivateGraph
+from .canonize import canonize
 from .validation import ModelSpec, check_input, selection_from_target
 
 __all__ = ["Analyzer", "ReverseAnalyzer", "ContrastiveAnalyzer"]
@@ -46,7 +47,7 @@ class Analyzer:
     requires_relu = False
 
     def __init__(self, model, target_id=None, relu: bool = False, **kwargs) -> None:
-        self._spec = ModelSpec(model)
+        self._spec = ModelSpec(canonize(model))  # nested models flattened, BN folded
         if target_id is not None:
             selection_from_target(target_id, 1, self._spec.n_classes)
         self.target_id = target_id

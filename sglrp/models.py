@@ -86,3 +86,46 @@ def load_images(paths, size=(224, 224)) -> np.ndarray:
         resized = transform.resize(image, size, preserve_range=True, anti_aliasing=True)
         out.append(resized.astype(np.float32))
     return np.stack(out)
+
+
+#: Per-channel mean and std of ``keras.applications`` preprocessing, in the order the channels
+#: have after it (caffe: BGR, 0-255 scale; torch: RGB, 0-1 scale; tf: x / 127.5 - 1).
+_PREPROCESSING = {
+    "caffe": (1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
+    "tf": (1.0 / 127.5, (1.0, 1.0, 1.0), (1.0, 1.0, 1.0)),
+    "torch": (1.0 / 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def preprocessing_bounds(mode: str) -> tuple[float, float]:
+    """Input range ``(low, high)`` of images in [0, 255] after ``keras.applications``
+    preprocessing, for the ``low``/``high`` of the bounded rules (LRP, CLRP, SGLRP).
+
+    Parameters
+    ----------
+    mode : {"caffe", "tf", "torch"}
+        The ``mode`` of ``keras.applications.imagenet_utils.preprocess_input``: ``"caffe"``
+        (VGG16/19, ResNet50: BGR minus the ImageNet mean), ``"tf"`` (MobileNetV2, InceptionV3:
+        scaled to [-1, 1]), ``"torch"`` (DenseNet: per-channel ``(x / 255 - mean) / std``).
+
+    Returns
+    -------
+    tuple of float
+        The smallest and the largest value over all channels of a preprocessed black (0) and
+        white (255) image; caffe gives the original example's ``(-123.68, 151.061)``.
+
+    Raises
+    ------
+    KeyError
+        If ``mode`` is unknown; the message lists the valid modes.
+    """
+    try:
+        factor, mean, std = _PREPROCESSING[mode]
+    except (KeyError, TypeError):
+        raise KeyError(
+            f"unknown preprocessing mode {mode!r}; valid modes: {', '.join(_PREPROCESSING)}"
+        ) from None
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    low = (0.0 * factor - mean) / std
+    high = (255.0 * factor - mean) / std
+    return float(low.min()), float(high.max())

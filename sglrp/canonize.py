@@ -1,0 +1,390 @@
+"""Canonization: rewrite a Keras model into an equivalent one that innvestigate can reverse.
+
+:func:`canonize` is applied to every model an analyzer receives, before it is checked. It
+returns a new functional model (built in eager mode, weights computed in NumPy in float64)
+with the same predictions up to float32 rounding, or the model itself when nothing needs doing.
+Every layer that stays keeps its name.
+
+* **Nested models are flattened.** A ``keras.applications`` base inside a Sequential or
+  functional model (a transfer model) becomes plain layers of one functional graph;
+  innvestigate cannot reverse a model used as a layer. The nested model's own name is gone,
+  its layers keep theirs (a name that clashes with a layer outside gets the prefix
+  ``"<nested model>/"``).
+* **Batch normalization is folded** into the layer before it where that is exact: a
+  ``BatchNormalization`` over the channel axis that directly follows a ``Conv1D/2D/3D``,
+  ``SeparableConv1D/2D``, ``DepthwiseConv2D`` or ``Dense`` without activation, whose output
+  feeds that BN only, becomes part of that layer's kernel and bias (the layer keeps its name
+  and now has a bias; the BN's name is gone). This covers every BN of ResNet50, MobileNetV2
+  and InceptionV3, and the BN after each convolution of DenseNet.
+* **Other batch normalizations become a per-channel linear layer** with the BN's name: on a
+  4-D tensor (N, h, w, C) a 1x1 ``DepthwiseConv2D``, on a 2-D tensor (N, C) a ``Dense`` with a
+  diagonal kernel, both with ``kernel = gamma / sqrt(var + eps)`` and
+  ``bias = beta - mean * kernel``. These are the BNs after a merge, a pooling or an
+  activation (DenseNet's pre-activation BNs and its final ``bn``), after a layer with an
+  activation or a shared layer. innvestigate's own BN rules build a surrogate layer whose
+  weights are read before the analyzer's variables are initialized, which fails in the
+  analyzer's private graph (LRP-epsilon, LRP-z+ and the sequential presets); as a kernel layer
+  every rule reverses it. A BN on another axis or another rank, or called with
+  ``training=True`` (batch statistics even at inference), is kept as it is.
+* **Zero padding at the input is merged into the first convolution.** A ``ZeroPadding2D``
+  that reads a model input and feeds one ``Conv2D`` with ``padding="valid"`` (ResNet50's
+  ``conv1_pad``, DenseNet's first padding) hides that convolution from innvestigate's
+  input-layer check, so the input rules (z^B with ``low``/``high``, w+, flat) would silently
+  not apply. The convolution becomes a ``padding="same"`` one whose kernel is the old kernel
+  inside a zero border, where such a kernel gives exactly the same windows.
+* **Activations are kept as they are.** ``ReLU()``, ``Activation("relu")`` and
+  ``ReLU(max_value=6)`` (MobileNetV2's ReLU6) all pass innvestigate's ReLU check
+  (``innvestigate.backend.checks.only_relu_activation``) and are reversed like a ReLU: the
+  relevance rules route relevance through them with their gradient, so relevance reaching a
+  ReLU6 unit above 6 (gradient 0) is dropped - the approximation left for MobileNetV2. The
+  gradient methods (guided backprop, SmoothGrad, Integrated Gradients, Grad-CAM) use the exact
+  ReLU6 gradient. Other activations are left for the ReLU checks to report.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["canonize"]
+
+layers = tf.keras.layers
+
+#: Layers a following BatchNormalization can be folded into (output channel on the last axis
+#: of the kernel, or of the depthwise kernel's last two axes).
+_FOLDABLE = (
+    layers.Conv1D,
+    layers.Conv2D,
+    layers.Conv3D,
+    layers.DepthwiseConv2D,
+    layers.SeparableConv1D,
+    layers.SeparableConv2D,
+    layers.Dense,
+)
+_TRANSPOSED = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
+#: Plan entry of a layer whose calls are dropped: the output is the input.
+_PASS = "pass"
+
+#: user model -> (structure, canonized model, weight setters): the graph is built once per
+#: model, the weights are computed again at every call (the user may have trained since).
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def canonize(model):
+    """An equivalent functional model that innvestigate can reverse (see the module docstring).
+
+    Parameters
+    ----------
+    model : tf.keras.Model
+        A built Sequential or functional model. Anything else is returned unchanged (the
+        analyzer's checks then say what is wrong).
+
+    Returns
+    -------
+    tf.keras.Model
+        A new functional model with the same name, inputs and predictions, or ``model``
+        itself when it has no nested model, no batch normalization and no zero padding at
+        the input. The new model is built once per model and structure; later calls return
+        it again with its weights computed anew from ``model``'s current weights.
+
+    Raises
+    ------
+    ValueError
+        If a nested model is subclassed (it has no graph of layers to flatten).
+    """
+    if not _is_graph(model):
+        return model
+    graph = _Trace(model)
+    plan = graph.plan()
+    if not plan and not graph.nested:
+        return model
+    structure = [(id(call.layer), id(call.node)) for call in graph.calls]
+    cached = _CACHE.get(model)
+    if cached is not None and cached[0] == structure:
+        new, setters = cached[1], cached[2]
+    else:
+        new, setters = graph.build(plan)
+        _CACHE[model] = (structure, new, setters)
+    for layer, weights in setters:
+        layer.set_weights([np.asarray(w, np.float32) for w in weights()])
+    return new
+
+
+def _is_graph(model) -> bool:
+    return (
+        isinstance(model, tf.keras.Model)
+        and model.built
+        and getattr(model, "_is_graph_network", False)
+        and model.outputs is not None
+    )
+
+
+def _nodes(model) -> list:
+    """The nodes of ``model``'s own graph in Keras' order of evaluation."""
+    by_depth = model._nodes_by_depth
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def _activation(layer) -> str:
+    return tf.keras.activations.serialize(getattr(layer, "activation", None) or "linear")
+
+
+class _Call:
+    """One call of a plain layer in the flattened graph; tensors are named by references."""
+
+    def __init__(self, node, owner, refs: dict, outputs: list) -> None:
+        self.node, self.layer, self.owner = node, node.layer, owner
+        self.refs = refs  # id(Keras tensor of the node's arguments) -> reference
+        self.inputs = [refs[id(t)] for t in node.keras_inputs]
+        self.outputs = outputs
+
+
+class _Trace:
+    """The layer calls of ``model`` with nested models inlined, in order of evaluation.
+
+    A tensor is referred to by ``(scope, id(tensor))``: a nested model used twice gets two
+    scopes; its inputs and outputs are aliases of the tensors outside.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.calls: list[_Call] = []
+        self.nested = False
+        self._scopes = itertools.count()
+        self.inputs = [(0, id(x)) for x in model.inputs]
+        self.outputs = self._walk(model, self.inputs)
+
+    def _walk(self, graph, input_refs) -> list:
+        scope = next(self._scopes)
+        local = {id(x): r for x, r in zip(graph.inputs, input_refs)}
+
+        def ref(t):
+            return local.get(id(t), (scope, id(t)))
+
+        for node in _nodes(graph):
+            if node.is_input:
+                continue
+            layer = node.layer
+            if isinstance(layer, tf.keras.Model):
+                if not _is_graph(layer):
+                    raise ValueError(
+                        f"layer {layer.name!r} of model {self.model.name!r} is a subclassed "
+                        "model, which cannot be flattened or reversed; build it with the "
+                        "functional API"
+                    )
+                self.nested = True
+                args = node.call_args[0] if node.call_args else node.call_kwargs["inputs"]
+                outputs = self._walk(layer, [ref(t) for t in tf.nest.flatten(args)])
+                for t, r in zip(tf.nest.flatten(node.outputs), outputs):
+                    local[id(t)] = r
+            else:
+                refs = {id(t): ref(t) for t in node.keras_inputs}
+                outputs = [ref(t) for t in tf.nest.flatten(node.outputs)]
+                self.calls.append(_Call(node, graph, refs, outputs))
+        return [ref(t) for t in graph.outputs]
+
+    # -- the plan: what happens to which layer ---------------------------------------------
+
+    def plan(self) -> dict:
+        """``{id(layer): change}``; a change is ``_PASS`` or a dict of edits."""
+        uses = collections.Counter(r for call in self.calls for r in call.inputs)
+        uses.update(self.outputs)
+        n_calls = collections.Counter(id(call.layer) for call in self.calls)
+        producer = {r: call for call in self.calls for r in call.outputs}
+        consumers = collections.defaultdict(list)
+        for call in self.calls:
+            for r in call.inputs:
+                consumers[r].append(call)
+        plan = {}
+        for call in self.calls:
+            layer = call.layer
+            if n_calls[id(layer)] != 1 or len(call.inputs) != 1:
+                continue
+            (x,) = call.inputs
+            shape = call.node.keras_inputs[0].shape
+            if isinstance(layer, layers.BatchNormalization):
+                if call.node.call_kwargs.get("training") is True:
+                    continue  # always normalized with the batch's statistics: kept
+                rank = len(shape)
+                axes = [a % rank for a in np.atleast_1d(layer.axis)]
+                before = producer[x].layer if x in producer else None
+                if (
+                    isinstance(before, _FOLDABLE)
+                    and not isinstance(before, _TRANSPOSED)
+                    and n_calls[id(before)] == 1
+                    and uses[x] == 1
+                    and _activation(before) == "linear"
+                    and axes == [_channel_axis(before, rank)]
+                ):
+                    plan.setdefault(id(before), {})["bn"] = layer
+                    plan[id(layer)] = _PASS
+                elif axes == [rank - 1] and rank in (2, 4) and shape[-1] is not None:
+                    plan[id(layer)] = {"as_linear": rank}
+            elif isinstance(layer, layers.ZeroPadding2D) and x in self.inputs:
+                (y,) = call.outputs
+                if uses[y] != 1 or y not in consumers:
+                    continue
+                conv = consumers[y][0].layer
+                pad = _same_padding(layer, conv, tuple(shape[1:3]))
+                if pad is not None and n_calls[id(conv)] == 1:
+                    plan[id(layer)] = _PASS
+                    plan.setdefault(id(conv), {})["pad"] = pad
+        return plan
+
+    # -- the new model ---------------------------------------------------------------------
+
+    def build(self, plan: dict):
+        """The new functional model and its ``[(layer, weights function), ...]``."""
+        model = self.model
+        names = {call.layer.name for call in self.calls if call.owner is model}
+        copies = {}  # id(original layer) -> copy (a shared layer stays shared)
+        setters = []
+
+        def copy(layer, owner):
+            if id(layer) not in copies:
+                change = plan.get(id(layer), {})
+                if "as_linear" in change:
+                    new, weights = _as_linear(layer, change["as_linear"])
+                elif change:
+                    new, weights = _edited(layer, change)
+                else:
+                    new = layer.__class__.from_config(layer.get_config())
+                    weights = layer.get_weights
+                if owner is not model:
+                    if layer.name in names:
+                        new._name = f"{owner.name}/{layer.name}"
+                    names.add(new.name)
+                copies[id(layer)] = new
+                setters.append((new, weights))
+            return copies[id(layer)]
+
+        tensors = {
+            r: tf.keras.Input(
+                batch_shape=tuple(x.shape), dtype=x.dtype, name=x._keras_history.layer.name
+            )
+            for r, x in zip(self.inputs, model.inputs)
+        }
+        new_inputs = list(tensors.values())
+        for call in self.calls:
+            change = plan.get(id(call.layer))
+            if change == _PASS:
+                outputs = [tensors[call.inputs[0]]]
+            else:
+                args, kwargs = tf.nest.map_structure(
+                    lambda t, refs=call.refs: tensors[refs[id(t)]] if id(t) in refs else t,
+                    (call.node.call_args, call.node.call_kwargs),
+                )
+                if change and "as_linear" in change:
+                    kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+                outputs = tf.nest.flatten(copy(call.layer, call.owner)(*args, **kwargs))
+            tensors.update(zip(call.outputs, outputs))
+        outputs = [tensors[r] for r in self.outputs]
+        new = tf.keras.Model(
+            new_inputs if len(new_inputs) > 1 else new_inputs[0],
+            outputs if len(outputs) > 1 else outputs[0],
+            name=model.name,
+        )
+        return new, setters
+
+
+def _channel_axis(layer, rank: int) -> int:
+    if isinstance(layer, layers.Dense):
+        return rank - 1
+    return 1 if layer.data_format == "channels_first" else rank - 1
+
+
+def _same_padding(pad_layer, conv, size):
+    """Offsets and kernel size that make ``conv`` after ``pad_layer`` a ``"same"`` conv.
+
+    Returns ``[(offset, new_kernel_size), ...]`` per spatial axis, or ``None`` where no such
+    kernel exists (or the layers are not a plain channels-last ``Conv2D``).
+    """
+    if (
+        type(conv) is not layers.Conv2D
+        or conv.padding != "valid"
+        or conv.data_format != "channels_last"
+        or pad_layer.data_format != "channels_last"
+        or tuple(conv.dilation_rate) != (1, 1)
+        or None in size
+    ):
+        return None
+    out = []
+    for n, (before, after), k, s in zip(size, pad_layer.padding, conv.kernel_size, conv.strides):
+        n_out = (n + before + after - k) // s + 1
+        if n_out != -(-n // s):  # a "same" conv has ceil(n / s) outputs
+            return None
+        for size_k in range(k, k + 2 * (before + s) + 2):
+            # TensorFlow pads floor(P / 2) before and the rest after.
+            pad_before = max((n_out - 1) * s + size_k - n, 0) // 2
+            if pad_before >= before and pad_before - before + k <= size_k:
+                out.append((pad_before - before, size_k))
+                break
+        else:
+            return None
+    return out
+
+
+# -- the new layers and their weights (functions: computed again at every canonize) ------------
+
+
+def _bn_affine(bn):
+    """``(scale, shift)`` of an inference-mode BN, in float64."""
+    mean = bn.moving_mean.numpy().astype(np.float64)
+    var = bn.moving_variance.numpy().astype(np.float64)
+    gamma = bn.gamma.numpy().astype(np.float64) if bn.scale else 1.0
+    beta = bn.beta.numpy().astype(np.float64) if bn.center else 0.0
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    return scale, beta - mean * scale
+
+
+def _edited(layer, edits: dict):
+    """A copy of a kernel layer with ``edits`` applied, and its weights function."""
+    config = layer.get_config()
+    if "pad" in edits:
+        config.update(kernel_size=tuple(k for _, k in edits["pad"]), padding="same")
+    if "bn" in edits:
+        config["use_bias"] = True
+
+    def weights():
+        out = [w.astype(np.float64) for w in layer.get_weights()]
+        if "pad" in edits:
+            (dy, ky), (dx, kx) = edits["pad"]
+            kernel = out[0]
+            out[0] = np.zeros((ky, kx, *kernel.shape[2:]))
+            out[0][dy : dy + kernel.shape[0], dx : dx + kernel.shape[1]] = kernel
+        if "bn" in edits:
+            scale, shift = _bn_affine(edits["bn"])
+            bias = out.pop() if layer.use_bias else np.zeros_like(scale)
+            if isinstance(layer, layers.DepthwiseConv2D):
+                # (kh, kw, in, multiplier): output channel i * multiplier + m.
+                out[0] = out[0] * scale.reshape(out[0].shape[-2:])
+            else:
+                # The output channel is the last axis of the (pointwise) kernel.
+                out[-1] = out[-1] * scale
+            out.append(bias * scale + shift)
+        return out
+
+    return layer.__class__.from_config(config), weights
+
+
+def _as_linear(bn, rank: int):
+    """The per-channel linear layer equal to ``bn`` on a tensor of ``rank``, and its weights."""
+    if rank == 4:
+        new = layers.DepthwiseConv2D(1, use_bias=True, name=bn.name)
+
+        def weights():
+            scale, shift = _bn_affine(bn)
+            return [scale.reshape(1, 1, -1, 1), shift]
+
+    else:
+        new = layers.Dense(bn.moving_mean.shape[0], use_bias=True, name=bn.name)
+
+        def weights():
+            scale, shift = _bn_affine(bn)
+            return [np.diag(scale), shift]
+
+    return new, weights
