@@ -24,6 +24,11 @@ from innvestigate.analyzer import (
 from innvestigate.analyzer import (
     LRPZPlus as _ZPlusBase,
 )
+from innvestigate.analyzer.relevance_based.relevance_analyzer import (
+    AddReverseLayer,
+    AveragePoolingReverseLayer,
+)
+from innvestigate.backend.checks import is_add_layer, is_average_pooling
 
 from . import heads
 from .base import ContrastiveAnalyzer, ReverseAnalyzer
@@ -35,7 +40,11 @@ __all__ = ["LRP", "CLRP", "SGLRP", "SGLRPSeqA", "SGLRPSeqB", "LRPA", "LRPB", "LR
 
 
 class _Bounded:
-    """Bounded Deep Taylor (Montavon et al. 2017) with the input range ``[low, high]``."""
+    """Bounded Deep Taylor (Montavon et al. 2017) with the input range ``[low, high]``.
+
+    ``Add`` and average pooling get innvestigate's z-rule layers instead of Deep Taylor's
+    gradient, which copies the relevance to every summand (ResNet50's maps summed to ~2e4 z_t).
+    """
 
     requires_relu = True
 
@@ -43,6 +52,18 @@ class _Bounded:
         check_bounds(low, high)
         self.low, self.high = float(low), float(high)
         super().__init__(model, target_id, relu, low=self.low, high=self.high, **kwargs)
+
+    def _create_analysis(self, *args, **kwargs):
+        self._add_conditional_reverse_mapping(
+            is_add_layer, AddReverseLayer, name="sglrp_add_z", priority=5
+        )
+        self._add_conditional_reverse_mapping(
+            is_average_pooling,
+            AveragePoolingReverseLayer,
+            name="sglrp_average_pooling_z",
+            priority=5,
+        )
+        return super()._create_analysis(*args, **kwargs)
 
 
 @register("lrp")

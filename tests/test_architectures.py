@@ -336,6 +336,9 @@ CONSERVING = {
     },
     ("resnet50", "lrp.z_plus"): 1e-3,
     ("inceptionv3", "lrp.z_plus"): 1e-3,
+    # Deep Taylor with the z rule at Add and average pooling (sglrp.relevance._Bounded)
+    ("resnet50", "lrp"): 1e-3,
+    ("inceptionv3", "lrp"): 1e-3,
 }
 
 MATRIX = [(a, m) for a in ARCHITECTURES for m in SINGLE_INPUT_METHODS]
