@@ -67,7 +67,6 @@ __all__ = [
     "read_image",
     "load_input",
     "iter_batches",
-    "overlay_rgb",
     "run",
     "add_parser",
 ]
@@ -459,28 +458,6 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
     _atomic_write(path, lambda f: mpimg.imsave(f, rgb, format="png"))
 
 
-def overlay_rgb(pixels: np.ndarray, h: np.ndarray, cmap: str = "seismic",
-                alpha: float = 0.6) -> np.ndarray:
-    """The map over the grey image as uint8 RGB (as :func:`sglrp.plot.overlay`, no figure).
-
-    Parameters
-    ----------
-    pixels : numpy.ndarray
-        (H, W, C) image in [0, 255].
-    h : numpy.ndarray
-        (H, W, C) or (H, W) relevance; opaque where ``|h|`` is largest.
-    """
-    from .plot import project, to_rgb
-
-    grey = np.asarray(pixels, np.float64).mean(axis=-1, keepdims=True) / 255.0
-    h2d = project(h)
-    top = float(np.abs(h2d).max())
-    weight = alpha * (np.abs(h2d) / top if top > 0 else np.zeros_like(h2d))[..., None]
-    colour = to_rgb(h2d, cmap) / 255.0
-    blend = (1 - weight) * grey + weight * colour
-    return (blend.clip(0, 1) * 255).round().astype(np.uint8)
-
-
 def _outputs(base: str, formats: Sequence[str]) -> dict[str, str]:
     out = {}
     if "npy" in formats:
@@ -598,7 +575,7 @@ class _Run:
             array = np.asarray(h, np.float32)
             _atomic_write(self.out / files["npy"], lambda f: np.save(f, array))
         if "heatmap" in files:
-            from .plot import to_rgb
+            from .plot import overlay_rgb, to_rgb
 
             _save_png(self.out / files["heatmap"], to_rgb(h))
             _save_png(self.out / files["overlay"], overlay_rgb(pixels, h))

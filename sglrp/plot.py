@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["project", "heatmap", "overlay", "grid", "comparison", "to_rgb"]
+__all__ = ["project", "heatmap", "overlay", "overlay_rgb", "grid", "comparison", "to_rgb"]
 
 
 def project(h, channel_axis: int = -1) -> np.ndarray:
@@ -89,6 +89,27 @@ def overlay(image, h, cmap: str = "seismic", alpha: float = 0.6, M: float | None
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
+
+
+def overlay_rgb(
+    pixels: np.ndarray, h: np.ndarray, cmap: str = "seismic", alpha: float = 0.6
+) -> np.ndarray:
+    """The map over the grey image as uint8 RGB (as :func:`overlay`, without a figure).
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, C) image in [0, 255].
+    h : numpy.ndarray
+        (H, W, C) or (H, W) relevance; opaque where ``|h|`` is largest.
+    """
+    grey = np.asarray(pixels, np.float64).mean(axis=-1, keepdims=True) / 255.0
+    h2d = project(h)
+    top = float(np.abs(h2d).max())
+    weight = alpha * (np.abs(h2d) / top if top > 0 else np.zeros_like(h2d))[..., None]
+    colour = to_rgb(h2d, cmap) / 255.0
+    blend = (1 - weight) * grey + weight * colour
+    return (blend.clip(0, 1) * 255).round().astype(np.uint8)
 
 
 def grid(

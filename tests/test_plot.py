@@ -41,3 +41,11 @@ def test_grid_has_one_panel_per_method(tmp_path):
     fig.savefig(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 0
     plot.overlay(image, maps["a"])
+
+
+def test_overlay_rgb_blends_by_magnitude():
+    pixels = np.full((1, 3, 3), 100.0)
+    rgb = plot.overlay_rgb(pixels, np.array([[2.0, 0.0, -2.0]]), alpha=1.0)
+    assert rgb.shape == (1, 3, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[0, 1], [100, 100, 100])  # no relevance: the grey image
+    np.testing.assert_array_equal(rgb[0, 0], plot.to_rgb(np.array([[2.0, -2.0]]))[0, 0])
