@@ -15,6 +15,7 @@ LRPZPlus           output ``z_t``                      LRPZPlus with the w+ inpu
 
 from __future__ import annotations
 
+import tensorflow as tf
 from innvestigate.analyzer import (
     BoundedDeepTaylor,
     LRPEpsilon,
@@ -28,15 +29,56 @@ from innvestigate.analyzer.relevance_based.relevance_analyzer import (
     AddReverseLayer,
     AveragePoolingReverseLayer,
 )
-from innvestigate.backend.checks import is_add_layer, is_average_pooling
+from innvestigate.analyzer.relevance_based.relevance_rule import ZPlusFastRule
+from innvestigate.backend.checks import contains_kernel, is_add_layer, is_average_pooling
+from tensorflow.keras import layers as klayers
 
 from . import heads
 from .base import ContrastiveAnalyzer, ReverseAnalyzer
 from .registry import register
 from .rules import WPlusRule
-from .validation import check_bounds
+from .validation import activation_name, check_bounds
 
 __all__ = ["LRP", "CLRP", "SGLRP", "SGLRPSeqA", "SGLRPSeqB", "LRPA", "LRPB", "LRPE", "LRPZPlus"]
+
+
+#: Layers whose output is non-negative when all their inputs are.
+_KEEPS_SIGN = (
+    klayers.Add,
+    klayers.Concatenate,
+    klayers.Cropping2D,
+    klayers.Dropout,
+    klayers.Flatten,
+    klayers.GlobalAveragePooling2D,
+    klayers.GlobalMaxPooling2D,
+    klayers.AveragePooling2D,
+    klayers.MaxPooling2D,
+    klayers.Reshape,
+    klayers.UpSampling2D,
+    klayers.ZeroPadding2D,
+)
+
+
+def _non_negative_output(layer) -> bool:
+    """Whether ``layer``'s output is >= 0 for every input (a ReLU, or pooling of ReLUs...)."""
+    if isinstance(layer, klayers.ReLU):
+        return not layer.negative_slope and layer.threshold >= 0
+    if activation_name(layer) == "relu":
+        return True
+    return isinstance(layer, _KEEPS_SIGN) and _non_negative_inputs(layer)
+
+
+def _non_negative_inputs(layer) -> bool:
+    nodes = layer.inbound_nodes
+    return bool(nodes) and all(
+        _non_negative_output(producer)
+        for node in nodes
+        for producer in tf.nest.flatten(node.inbound_layers)
+    )
+
+
+def _z_plus_on_non_negative_inputs(layer) -> bool:
+    return contains_kernel(layer) and _non_negative_inputs(layer)
 
 
 class _Bounded:
@@ -44,6 +86,9 @@ class _Bounded:
 
     ``Add`` and average pooling get innvestigate's z-rule layers instead of Deep Taylor's
     gradient, which copies the relevance to every summand (ResNet50's maps summed to ~2e4 z_t).
+    Kernel layers whose inputs are ReLU outputs get innvestigate's fast z+ rule: Deep Taylor's
+    rule there (alpha1-beta0) also propagates through ``x- w-``, which is zero on those inputs,
+    at the price of a second convolution forward and backward - the same numbers at half the cost.
     """
 
     requires_relu = True
@@ -62,6 +107,9 @@ class _Bounded:
             AveragePoolingReverseLayer,
             name="sglrp_average_pooling_z",
             priority=5,
+        )
+        self._add_conditional_reverse_mapping(
+            _z_plus_on_non_negative_inputs, ZPlusFastRule, name="sglrp_z_plus_fast", priority=5
         )
         return super()._create_analysis(*args, **kwargs)
 

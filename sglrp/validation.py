@@ -26,7 +26,7 @@ def _caller_stacklevel() -> int:
     return level
 
 
-def _activation_name(layer) -> str | None:
+def activation_name(layer) -> str | None:
     if isinstance(layer, tf.keras.layers.Softmax):
         return "softmax"
     if isinstance(layer, tf.keras.layers.ReLU):
@@ -79,7 +79,7 @@ class ModelSpec:
         self.n_classes = int(output_shape[-1])
         self.input_shapes = [tuple(t.shape) for t in model.inputs]
         last = model.layers[-1]
-        self.ends_in_softmax = _activation_name(last) == "softmax"
+        self.ends_in_softmax = activation_name(last) == "softmax"
         if self.ends_in_softmax and model not in _WARNED_SOFTMAX:
             _WARNED_SOFTMAX.add(model)
             warnings.warn(
@@ -89,7 +89,7 @@ class ModelSpec:
                 stacklevel=_caller_stacklevel(),
             )
         for layer in model.layers[:-1]:
-            if _activation_name(layer) == "softmax":
+            if activation_name(layer) == "softmax":
                 raise ValueError(
                     f"layer {layer.name!r} applies a softmax inside the model; only a final "
                     "softmax can be stripped"
@@ -107,7 +107,7 @@ class ModelSpec:
         """Raise if a hidden layer has an activation other than ReLU/linear."""
         body = self.layers()[:-1] if self.ends_in_softmax else self.layers()
         for layer in body:
-            name = _activation_name(layer)
+            name = activation_name(layer)
             if name not in (None, "relu", "linear"):
                 raise ValueError(
                     f"{method} is defined for ReLU networks, but layer {layer.name!r} uses the "

@@ -7,7 +7,13 @@ kernel layer, the linear top layer included; max pooling routes relevance to the
 import numpy as np
 import pytest
 import reference as ref
+import tensorflow as tf
 from conftest import conv_net, dense_net
+from innvestigate.analyzer.relevance_based.relevance_rule import (
+    Alpha1Beta0IgnoreBiasRule,
+    BoundedRule,
+    ZPlusFastRule,
+)
 
 import sglrp
 
@@ -24,8 +30,16 @@ def per_sample(model, x, t, rule, first_rule, head):
     return np.array(out)
 
 
+def linear_hidden_net():
+    """A dense net whose top layer sees negative inputs (z+ then needs the x- w- term)."""
+    model = dense_net(seed=5)
+    model.get_layer("fc2").activation = tf.keras.activations.linear
+    return model
+
+
 MODELS = {
     "dense": (lambda: dense_net(), lambda: np.random.default_rng(3).uniform(-1, 1, (3, 6))),
+    "linear_hidden": (linear_hidden_net, lambda: np.random.default_rng(6).uniform(-1, 1, (3, 6))),
     "conv": (
         lambda: conv_net(softmax=False),
         lambda: np.random.default_rng(4).uniform(-1, 1, (3, 8, 8, 2)),
@@ -53,6 +67,28 @@ def test_bounded_deep_taylor(case):
         head=LOGIT,
     )
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make_model, expected",
+    [
+        (conv_net, {"conv1": BoundedRule, "conv2": ZPlusFastRule, "logits": ZPlusFastRule}),
+        (
+            linear_hidden_net,
+            {"fc1": BoundedRule, "fc2": ZPlusFastRule, "logits": Alpha1Beta0IgnoreBiasRule},
+        ),
+    ],
+)
+def test_deep_taylor_uses_the_fast_z_plus_rule_on_relu_inputs_only(make_model, expected):
+    analyzer = sglrp.LRP(make_model(), low=LOW, high=HIGH)
+    rules = {
+        layer.name: type(mapping.__self__).__mro__
+        for layer, mapping in analyzer._rule_objects.items()
+        if layer.name in expected
+    }
+    assert rules.keys() == expected.keys()
+    for name, rule in expected.items():
+        assert rule in rules[name], name
 
 
 @pytest.mark.parametrize("eps", [1e-7, 0.25])
