@@ -110,7 +110,7 @@ def canonize(model):
         new, setters = graph.build(plan)
         _CACHE[model] = (structure, new, setters)
     for layer, weights in setters:
-        layer.set_weights([np.asarray(w, np.float32) for w in weights()])
+        layer.set_weights(weights())  # float64, cast once to the layer's dtype
     return new
 
 
@@ -374,14 +374,14 @@ def _edited(layer, edits: dict):
 def _as_linear(bn, rank: int):
     """The per-channel linear layer equal to ``bn`` on a tensor of ``rank``, and its weights."""
     if rank == 4:
-        new = layers.DepthwiseConv2D(1, use_bias=True, name=bn.name)
+        new = layers.DepthwiseConv2D(1, use_bias=True, name=bn.name, dtype=bn.dtype)
 
         def weights():
             scale, shift = _bn_affine(bn)
             return [scale.reshape(1, 1, -1, 1), shift]
 
     else:
-        new = layers.Dense(bn.moving_mean.shape[0], use_bias=True, name=bn.name)
+        new = layers.Dense(bn.moving_mean.shape[0], use_bias=True, name=bn.name, dtype=bn.dtype)
 
         def weights():
             scale, shift = _bn_affine(bn)
