@@ -1,0 +1,1 @@
+"""The engines that compute the analyses behind sglrp's public classes."""
