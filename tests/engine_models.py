@@ -114,8 +114,13 @@ def build(recipe: dict, keras, dtype: str = "float32"):
     return keras.Model(inputs, tensors[recipe["output"]], name=recipe["name"])
 
 
-def set_weights(model, seed: int = 0, gain: float = 1.0) -> None:
-    """Weights from a generator seeded by (seed, layer name): He-scaled kernels, small biases."""
+def set_weights(model, seed: int = 0, gains: dict | None = None) -> None:
+    """Weights from a generator seeded by (seed, layer name): He-scaled kernels, small biases.
+
+    ``gains`` scales the weights of some layers (by name): a recipe keeps the logits of a deep
+    net without batch normalization in a range where the softmax does not saturate.
+    """
+    gains = gains or {}
     for lay in model.layers:
         weights = lay.get_weights()
         if not weights:
@@ -131,8 +136,9 @@ def set_weights(model, seed: int = 0, gain: float = 1.0) -> None:
                 fan_in = int(np.prod(w.shape[:-2]))
             else:
                 fan_in = int(np.prod(w.shape[:-1]))
-            new.append(rng.normal(0.0, gain * np.sqrt(2.0 / fan_in), w.shape))
-        lay.set_weights([v.astype(w.dtype) for v, w in zip(new, weights)])
+            new.append(rng.normal(0.0, np.sqrt(2.0 / fan_in), w.shape))
+        gain = gains.get(lay.name, 1.0)
+        lay.set_weights([(v * gain).astype(w.dtype) for v, w in zip(new, weights)])
 
 
 def describe(model) -> dict:

@@ -12,11 +12,9 @@ Keras 3 only. ``python tests/test_engine_equality.py`` prints the measured ratio
 from __future__ import annotations
 
 import glob
-import importlib
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -29,27 +27,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import engine_models as em  # noqa: E402
+import keras3_loader  # noqa: E402
 import reference as ref  # noqa: E402
 
-
-def _engine():
-    """``(propagate, heads)``, without running ``sglrp/__init__.py`` when it cannot import here.
-
-    Until the package imports on Keras 3, ``sglrp`` is stood in by an empty package whose path
-    is the source folder, so only the engine modules and ``heads.py`` are loaded.
-    """
-    try:
-        import sglrp  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("sglrp")
-        stub.__path__ = [os.path.join(os.path.dirname(HERE), "sglrp")]
-        sys.modules["sglrp"] = stub
-    propagate = importlib.import_module("sglrp.engines.keras3.propagate")
-    return propagate, importlib.import_module("sglrp.heads")
-
-
-propagate, heads = _engine()
-Propagation = propagate.Propagation
+heads = keras3_loader.load("heads")
+Propagation = keras3_loader.load("engines.keras3.propagate").Propagation
 
 RTOL = 1e-4
 #: rule set -> (method key in the fixtures, head index there, head) for every head it runs.
@@ -84,7 +66,7 @@ class Case:
         self.data = data
         self.recipe = json.loads(str(data["recipe"]))
         self.model = em.build(self.recipe, keras)
-        em.set_weights(self.model, int(data["seed"]))
+        em.set_weights(self.model, int(data["seed"]), self.recipe.get("gains"))
         self.xs = [data[f"x{i}"] for i in range(len(self.model.inputs))]
         self.selection = data["selection"]
         self.options = {"low": float(data["low"]), "high": float(data["high"])}
