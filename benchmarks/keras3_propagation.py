@@ -7,7 +7,8 @@ Usage (Keras 3 environment, repository root)::
 VGG16 (``weights=None``, 224x224, logits), one batch: ``model.predict_on_batch`` and one
 :class:`~sglrp.engines.keras3.propagate.Propagation` call (by default SGLRP: bounded Deep Taylor
 with the two softmax-gradient heads), timed alternately in this process after one warm-up each.
-Prints the median of each and the ratio of the medians.
+Prints the median of each and the ratio of the medians, in wall-clock time and in this process's
+CPU time (steadier than wall-clock time on a machine shared with other work).
 """
 
 from __future__ import annotations
@@ -75,22 +76,28 @@ def main(argv=None) -> None:
     analysis([x], selection)
     build = time.perf_counter() - start
     model.predict_on_batch(x)
-    forward, maps = [], []
+    runs = {"forward": ([], []), "analysis": ([], [])}
+
+    def timed(name, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        runs[name][0].append(time.perf_counter() - wall)
+        runs[name][1].append(time.process_time() - cpu)
+
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        model.predict_on_batch(x)
-        forward.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        analysis([x], selection)
-        maps.append(time.perf_counter() - start)
-    f, m = statistics.median(forward), statistics.median(maps)
+        timed("forward", lambda: model.predict_on_batch(x))
+        timed("analysis", lambda: analysis([x], selection))
     print(
         f"VGG16 {args.size}x{args.size} batch {args.batch}, {args.rule} x {args.heads}"
-        f"{' (XLA)' if args.jit else ''}: forward {f:.3f} s, analysis {m:.3f} s, "
-        f"ratio {m / f:.2f} (build + first call {build:.1f} s; load {os.getloadavg()[0]:.1f})"
+        f"{' (XLA)' if args.jit else ''}; build + first call {build:.1f} s; "
+        f"load {os.getloadavg()[0]:.1f}"
     )
-    print("  forward runs:", " ".join(f"{t:.2f}" for t in forward))
-    print("  analysis runs:", " ".join(f"{t:.2f}" for t in maps))
+    for k, clock in enumerate(("wall", "cpu")):
+        f = statistics.median(runs["forward"][k])
+        m = statistics.median(runs["analysis"][k])
+        print(f"  {clock}: forward {f:.3f} s, analysis {m:.3f} s, ratio {m / f:.2f}")
+        for name, times in runs.items():
+            print(f"    {name} runs:", " ".join(f"{t:.2f}" for t in times[k]))
 
 
 if __name__ == "__main__":

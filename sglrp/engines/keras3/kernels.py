@@ -165,12 +165,25 @@ class KernelMap:
             return self._explicit_transpose(s, kernels, x)
         z = self.apply(x, kernels)  # only its gradient is used: the forward is pruned
         parts = tf.split(s, stacks, axis=0) if stacks > 1 else [s]
-        grads = [tf.gradients(z, x, part)[0] for part in parts]
+        grads = [tf.gradients(z, x, part, stop_gradients=[x])[0] for part in parts]
         return tf.concat(grads, 0) if stacks > 1 else grads[0]
 
-    def _explicit_transpose(self, s, kernels, x):
+    def transpose_many(self, s, kernel_sets: list, x, stacks: int) -> list:
+        """:meth:`transpose` for several kernel sets: one transposed product where the kernels
+        stack along their input axis (Dense, Conv1D, Conv2D)."""
+        if not (self.explicit and self.kind in ("dense", "conv")) or len(kernel_sets) == 1:
+            return [self.transpose(s, k, x, stacks) for k in kernel_sets]
+        stacked = [tf.concat([k[0] for k in kernel_sets], axis=-2)]
+        out = self._explicit_transpose(s, stacked, x, channels=len(kernel_sets))
+        return tf.split(out, len(kernel_sets), axis=-1)
+
+    def _explicit_transpose(self, s, kernels, x, channels: int = 1):
+        """The transpose by the op TensorFlow's gradient uses; ``channels`` kernels stacked
+        along the input axis give ``channels`` results side by side on the last axis."""
         batch = tf.shape(s)[:1]
         if self.kind == "dense":
+            if len(s.shape) == 2:  # (W s^T)^T: oneDNN's s W^T is several times slower
+                return tf.transpose(tf.linalg.matmul(kernels[0], s, transpose_b=True))
             return tf.linalg.matmul(s, kernels[0], transpose_b=True)
         if self.rank == 1:  # as a 2-D map on (N, 1, L, C)
             x2 = tf.expand_dims(x, 1)
@@ -181,14 +194,15 @@ class KernelMap:
                 left = self.layer._compute_causal_padding()[1][0]
                 x2 = tf.pad(x2, [[0, 0], [0, 0], [left, 0], [0, 0]])
                 padding = "valid"
-            out = self._transpose_2d(s2, kernels, x2, strides, padding, batch)
+            out = self._transpose_2d(s2, kernels, x2, strides, padding, batch, channels)
             if self.padding == "causal":
                 out = out[:, :, left:, :]
             return tf.squeeze(out, 1)
-        return self._transpose_2d(s, kernels, x, self.strides, self.padding, batch)
+        return self._transpose_2d(s, kernels, x, self.strides, self.padding, batch, channels)
 
-    def _transpose_2d(self, s, kernels, x, strides, padding, batch):
-        in_shape = tf.concat([batch, tf.shape(x)[1:]], 0)
+    def _transpose_2d(self, s, kernels, x, strides, padding, batch, channels=1):
+        shape = tf.shape(x)
+        in_shape = tf.concat([batch, shape[1:-1], shape[-1:] * channels], 0)
         strides4 = [1, *strides, 1]
         padding = padding.upper()
         if self.kind == "conv":

@@ -71,24 +71,29 @@ def times(x, r, stacks: int):
     return merge_heads(x[None] * split_heads(r, stacks))
 
 
-def over(r, z, stacks: int):
+def over(r, z, stacks: int, divide=tf.math.divide):
     """Each head's ``r`` (H*N, ...) divided by ``z`` (N, ...)."""
     if stacks == 1:
-        return r / z
-    return merge_heads(split_heads(r, stacks) / z[None])
+        return divide(r, z)
+    return merge_heads(divide(split_heads(r, stacks), z[None]))
 
 
 def safe(z):
-    """innvestigate's ``safe_divide`` denominator: zeros replaced by ``1e-7``."""
-    return z + SAFE_EPS * tf.cast(tf.equal(z, 0), z.dtype)
+    """innvestigate's ``safe_divide`` denominator ``z + 1e-7 [z == 0]``: zeros replaced by ``1e-7``.
+
+    The same numbers in two passes over ``z`` instead of four.
+    """
+    return tf.where(tf.equal(z, 0), tf.constant(SAFE_EPS, z.dtype), z)
 
 
 def positive(w):
-    return w * tf.cast(w > 0, w.dtype)
+    """``w+``; innvestigate's ``w * (w > 0)`` up to the sign of zero, in one pass."""
+    return tf.nn.relu(w)
 
 
 def negative(w):
-    return w * tf.cast(w < 0, w.dtype)
+    """``w-``; innvestigate's ``w * (w < 0)`` up to the sign of zero, in one pass."""
+    return tf.minimum(w, tf.constant(0, w.dtype))
 
 
 def per_head_gradients(ys, xs, r, stacks: int) -> list:
@@ -269,8 +274,8 @@ class AlphaBeta(_KernelRule):
         if self.bias and m.use_bias:
             b = m.bias()
             b_pos, b_neg = positive(b), negative(b)
-        x_pos = x * tf.cast(x > 0, x.dtype)
-        x_neg = None if self.non_negative else x * tf.cast(x < 0, x.dtype)
+        x_pos = positive(x)
+        x_neg = None if self.non_negative else negative(x)
         active = self._part(x_pos, x_neg, k_pos, k_neg, b_pos, b_neg, r, stacks)
         if not self.beta:
             return [active]
@@ -281,14 +286,17 @@ class AlphaBeta(_KernelRule):
 class ZPlusFast(_KernelRule):
     """z+ for non-negative inputs: ``R_i = x_i sum_j w+_ij R_j / sum_i x_i w+_ij``.
 
-    innvestigate's ``ZPlusFastRule`` (bias ignored).
+    innvestigate's ``ZPlusFastRule`` (bias ignored). Where ``z_j = sum_i x_i w+_ij`` is zero,
+    innvestigate divides by ``1e-7``; every term ``x_i w+_ij`` of such a ``j`` is zero, so
+    ``R_j / z_j`` only ever meets a zero weight or a zero input on its way to ``R_i``:
+    ``divide_no_nan`` gives the same map without the test for zeros.
     """
 
     def backward(self, xs, y, r, stacks):
         (x,) = xs
         m = self.map
         kernels = [positive(k) for k in m.kernels()]
-        s = over(r, safe(m.apply(x, kernels)), stacks)
+        s = over(r, m.apply(x, kernels), stacks, tf.math.divide_no_nan)
         return [times(x, m.transpose(s, kernels, x, stacks), stacks)]
 
 
@@ -314,10 +322,13 @@ class Bounded(_KernelRule):
         b = m.apply(one * self.low, k_pos)
         c = m.apply(one * self.high, k_neg)
         s = over(r, safe(a - (b + c)), stacks)
-        ga = m.transpose(s, kernels, x, stacks)
-        gb = m.transpose(s, k_pos, x, stacks)
-        gc = m.transpose(s, k_neg, x, stacks)
-        return [times(x, ga, stacks) - (gb * self.low + gc * self.high)]
+        if m.kind == "separable":  # low w+ + high w- is no separable kernel pair
+            ga, gb, gc = m.transpose_many(s, [kernels, k_pos, k_neg], x, stacks)
+            bounds = gb * self.low + gc * self.high
+        else:  # low T(w+) s + high T(w-) s = T(low w+ + high w-) s, with x's in one product
+            k_bounds = [p * self.low + n * self.high for p, n in zip(k_pos, k_neg)]
+            ga, bounds = m.transpose_many(s, [kernels, k_bounds], x, stacks)
+        return [times(x, ga, stacks) - bounds]
 
 
 class InputIndependent(_KernelRule):
