@@ -99,7 +99,11 @@ def layer(name, cls, inbound, **config) -> dict:
 
 
 def build(recipe: dict, keras, dtype: str = "float32"):
-    """The functional model of ``recipe`` in the given ``keras`` (tf.keras 2.14 or Keras 3)."""
+    """The functional model of ``recipe`` in the given ``keras`` (tf.keras 2.14 or Keras 3).
+
+    Keras 3 refuses ``/`` in layer names (DenseNet121's ``conv1/conv``); there it becomes ``.``.
+    """
+    keras2 = int(getattr(keras, "__version__", "2").split(".")[0]) < 3  # tf.keras 2.14: none
     tensors = {}
     inputs = []
     for spec in recipe["inputs"]:
@@ -108,10 +112,16 @@ def build(recipe: dict, keras, dtype: str = "float32"):
         inputs.append(x)
     for spec in recipe["layers"]:
         config = {k: _tuples(v) for k, v in spec["config"].items()}
-        layer_ = getattr(keras.layers, spec["class"])(name=spec["name"], dtype=dtype, **config)
+        name = spec["name"] if keras2 else spec["name"].replace("/", ".")  # Keras 3 refuses "/"
+        layer_ = getattr(keras.layers, spec["class"])(name=name, dtype=dtype, **config)
         args = [tensors[n] for n in spec["inbound"]]
         tensors[spec["name"]] = layer_(args if len(args) > 1 else args[0])
     return keras.Model(inputs, tensors[recipe["output"]], name=recipe["name"])
+
+
+def _key(name: str) -> str:
+    """A layer's name as both Keras spell it (Keras 3 writes ``/`` as ``.``)."""
+    return name.replace("/", ".")
 
 
 def set_weights(model, seed: int = 0, gains: dict | None = None) -> None:
@@ -120,12 +130,12 @@ def set_weights(model, seed: int = 0, gains: dict | None = None) -> None:
     ``gains`` scales the weights of some layers (by name): a recipe keeps the logits of a deep
     net without batch normalization in a range where the softmax does not saturate.
     """
-    gains = gains or {}
+    gains = {_key(name): gain for name, gain in (gains or {}).items()}
     for lay in model.layers:
         weights = lay.get_weights()
         if not weights:
             continue
-        rng = np.random.default_rng([seed, zlib.crc32(lay.name.encode())])
+        rng = np.random.default_rng([seed, zlib.crc32(_key(lay.name).encode())])
         depthwise = type(lay).__name__ in ("DepthwiseConv2D", "SeparableConv2D")
         new = []
         for i, w in enumerate(weights):
@@ -137,7 +147,7 @@ def set_weights(model, seed: int = 0, gains: dict | None = None) -> None:
             else:
                 fan_in = int(np.prod(w.shape[:-1]))
             new.append(rng.normal(0.0, np.sqrt(2.0 / fan_in), w.shape))
-        gain = gains.get(lay.name, 1.0)
+        gain = gains.get(_key(lay.name), 1.0)
         lay.set_weights([(v * gain).astype(w.dtype) for v, w in zip(new, weights)])
 
 
