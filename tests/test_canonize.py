@@ -6,43 +6,24 @@ merged), built in float64 so that the rewrite itself is checked to float64 round
 refusals (subclassed nested model, BN in training mode); integer inputs. Slow: the six
 ``keras.applications`` architectures with seeded weights (``seeded_models.py``).
 
-The tests import no engine: they run in both environments (``python -m pytest --noconftest
-tests/test_canonize.py`` in the Keras 3 one until its engine lands; ``conftest.py`` imports
-sglrp).
+The tests import no engine (``engine_free.py``): they run in both environments
+(``python -m pytest --noconftest tests/test_canonize.py`` in the Keras 3 one until its engine
+lands: ``conftest.py`` imports sglrp).
 """
 
 from __future__ import annotations
 
-import importlib
-import pathlib
-import sys
-import types
-
 import numpy as np
 import pytest
 import tensorflow as tf
+from engine_free import sglrp_module
 from seeded_models import ARCHITECTURES, application, flat_layers, floatx, images
 
 layers = tf.keras.layers
 
 
-def _sglrp_module(name: str):
-    """``sglrp.<name>``, also where ``import sglrp`` cannot find the engine of this Keras yet.
-
-    The modules tested here are engine-free; when the package's ``__init__`` fails on a missing
-    engine, they are loaded inside a bare ``sglrp`` package whose ``__init__`` is not run.
-    """
-    try:
-        return importlib.import_module(f"sglrp.{name}")
-    except ImportError:
-        package = types.ModuleType("sglrp")
-        package.__path__ = [str(pathlib.Path(__file__).parents[1] / "sglrp")]
-        sys.modules["sglrp"] = package
-        return importlib.import_module(f"sglrp.{name}")
-
-
-canonize = _sglrp_module("canonize").canonize
-keras_graph = _sglrp_module("keras_graph")
+canonize = sglrp_module("canonize").canonize
+keras_graph = sglrp_module("keras_graph")
 
 
 @pytest.fixture(autouse=True)
@@ -160,6 +141,19 @@ def test_the_rewrite_follows_the_weights_and_leaves_the_model_alone():
         layer.set_weights([w * 1.5 + 0.1 for w in layer.get_weights()])
     assert canonize(model) is canon
     assert_same_logits(canon, model, randn(2, 9, 9, 3))
+
+
+def test_operations_between_layers_are_kept():
+    # Keras 2 wraps tensor arithmetic in TFOpLambda layers, Keras 3 records keras.ops calls
+    tf.keras.utils.set_random_seed(0)
+    image = tf.keras.Input((6, 6, 2), name="image")
+    h = layers.BatchNormalization(name="bn")(layers.Conv2D(3, 3, name="conv")(image))
+    h = layers.Flatten(name="flatten")(h * 2.0 + 1.0)
+    model = tf.keras.Model(image, layers.Dense(2, name="logits")(h))
+    set_bn_statistics(model)
+    canon = canonize(model)
+    assert "bn" not in types_by_name(canon)
+    assert_same_logits(canon, model, randn(3, 6, 6, 2))
 
 
 def test_a_model_with_nothing_to_rewrite_is_returned_as_it_is():
