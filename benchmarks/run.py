@@ -48,6 +48,7 @@ from .common import (
     rss_mb,
     setup_tensorflow,
     time_batches,
+    time_runs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +122,7 @@ def bench_model(model_name, batch_sizes, repeats, heavy_repeats, heavy_all, vgg1
     import numpy as np
 
     import sglrp
+    from sglrp.validation import weights_fingerprint
 
     spec = MODELS[model_name]
     heavy = model_name == "vgg16"
@@ -144,6 +146,7 @@ def bench_model(model_name, batch_sizes, repeats, heavy_repeats, heavy_all, vgg1
         "heavy_methods": [*HEAVY_METHODS, *HEAVY_BASELINES] if reduced else None,
         "rss_model_mb": rss_mb(),
         "forward": forward,
+        "weights_check_s": float(np.median(time_runs(lambda: weights_fingerprint(model), 5))),
         "methods": {},
     }
 
@@ -264,6 +267,23 @@ def _gpu_note(result: dict) -> str:
     return f" Peak GPU memory: {mib(mine)} (this process), {mib(theirs)} (innvestigate process)."
 
 
+def _weights_check_note(result: dict) -> str:
+    """The cost of following the model's weights: the fingerprint every analyze computes."""
+    check = result.get("weights_check_s")
+    if check is None:
+        return ""
+    text = (
+        "Weights check (the fingerprint each `analyze` computes to follow the model): "
+        f"{check:.3f} s per call"
+    )
+    sglrp_batches = result["methods"].get("sglrp", {}).get("batches", {})
+    if sglrp_batches:
+        b = max(sglrp_batches)
+        call = sglrp_batches[b]["median_s_per_image"] * b
+        text += f", {100 * check / call:.1f} % of one SGLRP call at batch {b} ({call:.2f} s)"
+    return text + "."
+
+
 def model_markdown(result: dict) -> str:
     bs = result["batch_sizes"]
     base = result["baselines"]
@@ -313,6 +333,8 @@ def model_markdown(result: dict) -> str:
         f"{base['peak_rss_mb']:.0f} MiB (innvestigate process). The innvestigate process "
         f"rebuilt the model from the same weights: max |difference| of the probabilities "
         f"{result['baseline_model_max_abs_diff']:.1e}." + _gpu_note(result),
+        "",
+        _weights_check_note(result),
         "",
         "| sglrp | innvestigate | goal | "
         + " | ".join(f"time ratio b={b}" for b in bs)
