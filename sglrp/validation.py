@@ -282,13 +282,15 @@ def weights_fingerprint(model) -> tuple:
 
     Per variable: its shape and integer sums of the bit patterns of its values and of their
     squares (exact and order-free: the same values give the same numbers whatever the
-    threads). About 0.1 s for VGG16's 138 M weights on a CPU (``benchmarks/RESULTS.md``).
+    threads). About 0.1 s for VGG16's 138 M weights on 2 CPU cores (``benchmarks/RESULTS.md``).
     """
     out = []
     for v in model.weights:
         x = tf.reshape(tf.convert_to_tensor(v), [-1])
         bits = tf.bitcast(x, {2: tf.int16, 4: tf.int32, 8: tf.int64}[x.dtype.size])
-        bits = tf.cast(bits, tf.int64)
+        if bits.dtype == tf.int16:
+            bits = tf.cast(bits, tf.int32)
+        # Integer sums wrap around: exact, and equal whatever the order of summation.
         out.append((tuple(v.shape), int(tf.reduce_sum(bits)), int(tf.reduce_sum(bits * bits))))
     return tuple(out)
 
