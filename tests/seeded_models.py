@@ -103,6 +103,25 @@ def application(name: str, dtype: str = "float32", seed: int = 0, softmax: bool 
     return model
 
 
+def transfer(dtype: str = "float32", seed: int = 0, n_classes: int = 5):
+    """A MobileNetV2 base (no top, 32x32) nested in a Sequential with a new head, seeded."""
+    tf.keras.backend.clear_session()
+    with floatx(dtype):
+        base = applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+        model = tf.keras.Sequential(
+            [
+                tf.keras.Input((32, 32, 3)),
+                base,
+                layers.GlobalAveragePooling2D(name="gap"),
+                layers.Dropout(0.2, name="dropout"),
+                layers.Dense(n_classes, name="head"),
+            ],
+            name="transfer",
+        )
+    seed_weights(model, seed)
+    return model
+
+
 def images(model, n: int, seed: int = 0) -> np.ndarray:
     """``n`` inputs for ``model``, uniform in [-1, 1], in the model input's dtype."""
     shape = (n, *tuple(model.inputs[0].shape)[1:])
