@@ -290,7 +290,7 @@ def test_imagenet_class_names():
     import tensorflow as tf
 
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1000)])
-    info = explain.ModelInfo("vgg16", model, (224, 224), 3, 0.0, 1.0, explain._scale_255,
+    info = explain.ModelInfo("vgg16", model, (224, 224), 3, 0.0, 1.0, explain.model.scale_255,
                              explain.imagenet_class_names())
     assert explain.parse_targets("zebra,African_elephant,386,auto", info) == [340, 386, "auto"]
     assert info.class_name(340) == "zebra"
