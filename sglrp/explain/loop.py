@@ -40,7 +40,8 @@ __all__ = ["Job", "BatchResult", "analyzer_options", "explain_batch", "Run"]
 
 @dataclass(frozen=True)
 class Job:
-    """One batch of work, as plain data.
+    """One batch of work, as plain data (a worker builds its analyzer from ``method`` and
+    ``signature["options"]`` with :func:`create_method_analyzer`).
 
     Attributes
     ----------
