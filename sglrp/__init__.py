@@ -26,6 +26,7 @@ from .relevance import (
     SGLRP,
     ContrastiveAnalyzer,
     LRPZPlus,
+    SGLRPEpsilonPlusBox,
     SGLRPSeqA,
     SGLRPSeqB,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "SGLRP",
     "SGLRPSeqA",
     "SGLRPSeqB",
+    "SGLRPEpsilonPlusBox",
     "LRPA",
     "LRPB",
     "LRPE",
