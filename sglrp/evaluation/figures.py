@@ -1,7 +1,8 @@
 """The figures of ``sglrp evaluate``, from the results dict (matplotlib imported here only).
 
-* :func:`metrics_figure`: per model, methods × metrics, the value written in each cell and the
-  cell coloured by its rank in the column (dark: best of the column, whatever the direction);
+* :func:`metrics_figure`: per model (stacked), methods × metrics, the value written in each
+  cell and the cell coloured by its rank in the column (dark: best of the column, whatever the
+  direction);
 * :func:`cascade_figure`: per model, the randomisation cascade (Adebayo et al. 2018): the rank
   correlation of |map| with the trained model's map as layers are re-initialised from the top.
 """
@@ -41,15 +42,15 @@ def _goodness(values: np.ndarray, metric: str) -> np.ndarray:
 
 
 def metrics_figure(results: dict, metrics=METRICS):
-    """A figure with one panel per model: methods (rows) × metrics (columns)."""
+    """A figure with one panel per model, stacked: methods (rows) × metrics (columns)."""
     plt = _pyplot()
     models = results["models"]
     n_rows = max(len(m["methods"]) for m in models)
     fig, axes = plt.subplots(
-        1, len(models), figsize=(0.9 * len(metrics) * len(models) + 2.2, 0.32 * n_rows + 1.4),
+        len(models), 1, figsize=(0.95 * len(metrics) + 2.4, (0.24 * n_rows + 1.0) * len(models)),
         squeeze=False,
     )
-    for k, (ax, model) in enumerate(zip(axes[0], models)):
+    for ax, model in zip(axes[:, 0], models):
         names = [e["method"] for e in model["methods"]]
         values = np.array(
             [[np.nan if e[m] is None else e[m] for m in metrics] for e in model["methods"]]
@@ -60,15 +61,14 @@ def metrics_figure(results: dict, metrics=METRICS):
         for i in range(len(names)):
             for j in range(len(metrics)):
                 text = "null" if not np.isfinite(values[i, j]) else f"{values[i, j]:.2f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if np.nan_to_num(colour[i, j]) > 0.75 else "black")
         ax.set_xticks(range(len(metrics)))
-        ax.set_xticklabels([LABELS[m] for m in metrics], rotation=40, ha="right", fontsize=7)
+        ax.set_xticklabels([LABELS[m] for m in metrics], fontsize=8)
+        ax.xaxis.tick_top()
         ax.set_yticks(range(len(names)))
-        ax.set_yticklabels(names if k == 0 else [""] * len(names), fontsize=7)
-        if k > 0 and names != [e["method"] for e in models[0]["methods"]]:
-            ax.set_yticklabels(names, fontsize=7)
-        ax.set_title(f"{model['name']} (top-2 {model['top2_accuracy']:.2f})", fontsize=9)
+        ax.set_yticklabels(names, fontsize=8)
+        ax.set_ylabel(f"{model['name']}\n(top-2 {model['top2_accuracy']:.2f})", fontsize=9)
         ax.tick_params(length=0)
     fig.tight_layout()
     return fig

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..metrics import METRICS
 
-__all__ = ["write_json", "markdown", "write_text", "LABELS"]
+__all__ = ["write_json", "markdown", "model_table", "write_text", "LABELS", "COLUMNS"]
 
 #: Short column titles of the metrics.
 LABELS = {
@@ -19,7 +19,11 @@ LABELS = {
     "insertion_auc": "insertion ↑",
     "randomization_similarity": "random model ↓",
     "random_logit_similarity": "random class ↓",
+    "randomization_similarity_signed": "random model, signed",
+    "random_logit_similarity_signed": "random class, signed",
 }
+#: The columns of the markdown tables: the metrics, then the signed sanity correlations.
+COLUMNS = (*METRICS, "randomization_similarity_signed", "random_logit_similarity_signed")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -50,7 +54,7 @@ def _cell(entry: dict, metric: str, intervals: bool) -> str:
     return text
 
 
-def model_table(model: dict, intervals: bool = True, metrics=METRICS) -> str:
+def model_table(model: dict, intervals: bool = True, metrics=COLUMNS) -> str:
     """One model's methods × metrics as a markdown table."""
     lines = [
         "| method | " + " | ".join(LABELS[m] for m in metrics) + " |",
@@ -76,7 +80,7 @@ def markdown(results: dict) -> str:
         "Columns: relevance mass, contrast and pointing game on the explained digit's box; "
         "deletion and insertion AUC of the target's probability; Spearman correlation of |map| "
         "with the map after re-initialising the logits layer (random model) and with the map "
-        "of a random other class (random class).",
+        "of a random other class (random class); the same without the absolute value (signed).",
     ]
     for model in results["models"]:
         out += [
