@@ -318,3 +318,14 @@ def test_random_logit_similarity_equals_quantus_spearman(quantus):
     last = lambda maps: maps.transpose(0, 2, 3, 1)  # noqa: E731 - sglrp's maps are (N, H, W, C)
     got = sanity.rank_similarity(last(table[np.arange(n), y]), last(table[np.arange(n), others]))
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_the_first_module_name_keeps_working_with_zeros_for_undefined_values():
+    from sglrp import evaluate
+
+    maps, tbs, dbs = hand_made()
+    new = scores(maps, tbs, dbs)
+    old = evaluate.scores(maps, tbs, dbs)
+    for metric in localisation.METRICS:
+        np.testing.assert_array_equal(old[metric], np.nan_to_num(new[metric], nan=0.0))
+    assert old["pointing_game"][3] == 0.0 and evaluate.summarize is summarize
