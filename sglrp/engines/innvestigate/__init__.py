@@ -6,6 +6,7 @@ from .cam import CAMAnalyzer
 from .rules import (
     BoundedDeepTaylor,
     Epsilon,
+    EpsilonPlusBox,
     Gradient,
     GuidedBackprop,
     PresetAFlat,
@@ -20,6 +21,7 @@ __all__ = [
     "BoundedDeepTaylor",
     "PresetAFlat",
     "PresetBFlat",
+    "EpsilonPlusBox",
     "Epsilon",
     "ZPlus",
     "GuidedBackprop",
