@@ -23,6 +23,7 @@ __all__ = [
     "PresetAFlat",
     "PresetBFlat",
     "Epsilon",
+    "EpsilonPlusBox",
     "ZPlus",
     "GuidedBackprop",
     "Gradient",
@@ -124,6 +125,12 @@ class Epsilon:
     """LRP-epsilon (``epsilon`` from ``_rule_options``)."""
 
     rule = "epsilon"
+
+
+class EpsilonPlusBox:
+    """Epsilon on dense layers, z+ on convolutions, z^B at the input layer."""
+
+    rule = "epsilon_plus_box"
 
 
 class ZPlus:

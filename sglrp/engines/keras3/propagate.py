@@ -171,6 +171,13 @@ def preset_b_flat(epsilon: float = 0.1) -> list:
     return _lrp(R.Flat, eps, functools.partial(R.AlphaBeta, alpha=2, beta=1, bias=True))
 
 
+def epsilon_plus_box(low: float = -1.0, high: float = 1.0, epsilon: float = 0.1) -> list:
+    """Epsilon on dense layers, z+ on convolutions, z^B at the input (sglrp's EpsilonPlusBox)."""
+    eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
+    z_plus_conv = functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=False)
+    return _lrp(functools.partial(R.Bounded, low=low, high=high), eps, z_plus_conv)
+
+
 def epsilon(epsilon: float = 1e-7) -> list:
     eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
     return _lrp(None, eps, eps)
@@ -195,6 +202,7 @@ RULE_SETS = {
     "preset_a_flat": (preset_a_flat, False),
     "preset_b_flat": (preset_b_flat, False),
     "epsilon": (epsilon, False),
+    "epsilon_plus_box": (epsilon_plus_box, True),
     "z_plus": (z_plus, True),
     "guided_backprop": (guided_backprop, True),
     "gradient": (gradient, False),
