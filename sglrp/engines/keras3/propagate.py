@@ -69,8 +69,12 @@ _AVERAGE_POOLING = (
     layers.GlobalAveragePooling2D,
 )
 _CONV = (layers.Conv1D, layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+#: Activation layers other than the ReLU: LRP rule sets pass them with their gradient (as
+#: innvestigate's LRP does); the ReLU-only rule sets refuse them.
+_OTHER_ACTIVATIONS = (layers.LeakyReLU, layers.ELU, layers.PReLU)
 _SUPPORTED = (
     *KERNEL_LAYERS,
+    *_OTHER_ACTIVATIONS,
     *_GRADIENT_LAYERS,
     *_AVERAGE_POOLING,
     layers.Add,
@@ -295,8 +299,14 @@ class Propagation:
             raise ValueError(
                 self._refusal(call, "nested models must be flattened first (canonize)")
             )
+        if self.rule == "gradient":
+            return  # automatic differentiation: any layer
         if not isinstance(layer, _SUPPORTED):
             raise ValueError(self._refusal(call, "this layer type is not supported"))
+        if relu_only and isinstance(layer, _OTHER_ACTIVATIONS):
+            raise ValueError(
+                self._refusal(call, "the rule is defined for ReLU networks; it is an activation")
+            )
         if is_kernel_layer(layer):
             KernelMap(layer)  # raises for grouped convolutions and the like
         if len(call.outputs) != 1:
