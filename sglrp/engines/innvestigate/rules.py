@@ -37,9 +37,8 @@ from innvestigate.backend.checks import (
     is_dense_layer,
 )
 from innvestigate.backend.graph import copy_layer_wo_activation
-from tensorflow.keras import layers as klayers
 
-from ...keras_graph import producers
+from ...keras_graph import keeps_sign, producers
 from ...validation import activation_name
 
 __all__ = [
@@ -51,7 +50,6 @@ __all__ = [
     "ZPlus",
     "GuidedBackprop",
     "Gradient",
-    "WPlusRule",
 ]
 
 PresetAFlat = innvestigate_analyzer.LRPSequentialPresetAFlat
@@ -60,28 +58,11 @@ Epsilon = innvestigate_analyzer.LRPEpsilon
 GuidedBackprop = innvestigate_analyzer.GuidedBackprop
 Gradient = innvestigate_analyzer.Gradient
 
-#: Layers whose output is non-negative when all their inputs are.
-_KEEPS_SIGN = (
-    klayers.Add,
-    klayers.Concatenate,
-    klayers.Cropping2D,
-    klayers.Dropout,
-    klayers.Flatten,
-    klayers.GlobalAveragePooling2D,
-    klayers.GlobalMaxPooling2D,
-    klayers.AveragePooling2D,
-    klayers.MaxPooling2D,
-    klayers.Reshape,
-    klayers.UpSampling2D,
-    klayers.ZeroPadding2D,
-)
-
-
 def _non_negative_output(layer) -> bool:
     """Whether ``layer``'s output is >= 0 for every input (a ReLU, or pooling of ReLUs...)."""
     if activation_name(layer) == "relu":
         return True
-    return isinstance(layer, _KEEPS_SIGN) and _non_negative_inputs(layer)
+    return keeps_sign(layer) and _non_negative_inputs(layer)
 
 
 def _non_negative_inputs(layer) -> bool:

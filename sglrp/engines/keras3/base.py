@@ -18,7 +18,6 @@ from .propagate import Propagation
 __all__ = [
     "Analyzer",
     "ReverseAnalyzer",
-    "logits_model",
     "BoundedDeepTaylor",
     "PresetAFlat",
     "PresetBFlat",
