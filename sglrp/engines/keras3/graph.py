@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import keras
 
+from ...keras_graph import keeps_sign
+
 __all__ = ["Call", "Graph", "activation_name", "is_relu_layer"]
 
 layers = keras.layers
@@ -65,21 +67,6 @@ def is_relu_layer(layer) -> bool:
     return getattr(layer, "activation", None) is keras.activations.relu
 
 
-#: Layers whose output is >= 0 when all their inputs are (sglrp's ``_KEEPS_SIGN``).
-KEEPS_SIGN = (
-    layers.Add,
-    layers.Concatenate,
-    layers.Cropping2D,
-    layers.Dropout,
-    layers.Flatten,
-    layers.GlobalAveragePooling2D,
-    layers.GlobalMaxPooling2D,
-    layers.AveragePooling2D,
-    layers.MaxPooling2D,
-    layers.Reshape,
-    layers.UpSampling2D,
-    layers.ZeroPadding2D,
-)
 
 #: Layers innvestigate's input-layer check looks through (``checks.is_input_layer``).
 _RESHAPES = (layers.Flatten, layers.Permute, layers.Reshape)
@@ -180,7 +167,7 @@ class Graph:
             return not layer.negative_slope and layer.threshold >= 0
         if activation_name(layer) == "relu":
             return True
-        return isinstance(layer, KEEPS_SIGN) and self.non_negative_inputs(layer)
+        return keeps_sign(layer) and self.non_negative_inputs(layer)
 
     def non_negative_inputs(self, layer) -> bool:
         """Whether every input of every call of ``layer`` is >= 0."""

@@ -69,8 +69,12 @@ _AVERAGE_POOLING = (
     layers.GlobalAveragePooling2D,
 )
 _CONV = (layers.Conv1D, layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+#: Activation layers other than the ReLU: LRP rule sets pass them with their gradient (as
+#: innvestigate's LRP does); the ReLU-only rule sets refuse them.
+_OTHER_ACTIVATIONS = (layers.LeakyReLU, layers.ELU, layers.PReLU)
 _SUPPORTED = (
     *KERNEL_LAYERS,
+    *_OTHER_ACTIVATIONS,
     *_GRADIENT_LAYERS,
     *_AVERAGE_POOLING,
     layers.Add,
@@ -171,6 +175,13 @@ def preset_b_flat(epsilon: float = 0.1) -> list:
     return _lrp(R.Flat, eps, functools.partial(R.AlphaBeta, alpha=2, beta=1, bias=True))
 
 
+def epsilon_plus_box(low: float = -1.0, high: float = 1.0, epsilon: float = 0.1) -> list:
+    """Epsilon on dense layers, z+ on convolutions, z^B at the input (sglrp's EpsilonPlusBox)."""
+    eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
+    z_plus_conv = functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=False)
+    return _lrp(functools.partial(R.Bounded, low=low, high=high), eps, z_plus_conv)
+
+
 def epsilon(epsilon: float = 1e-7) -> list:
     eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
     return _lrp(None, eps, eps)
@@ -195,6 +206,7 @@ RULE_SETS = {
     "preset_a_flat": (preset_a_flat, False),
     "preset_b_flat": (preset_b_flat, False),
     "epsilon": (epsilon, False),
+    "epsilon_plus_box": (epsilon_plus_box, True),
     "z_plus": (z_plus, True),
     "guided_backprop": (guided_backprop, True),
     "gradient": (gradient, False),
@@ -287,8 +299,14 @@ class Propagation:
             raise ValueError(
                 self._refusal(call, "nested models must be flattened first (canonize)")
             )
+        if self.rule == "gradient":
+            return  # automatic differentiation: any layer
         if not isinstance(layer, _SUPPORTED):
             raise ValueError(self._refusal(call, "this layer type is not supported"))
+        if relu_only and isinstance(layer, _OTHER_ACTIVATIONS):
+            raise ValueError(
+                self._refusal(call, "the rule is defined for ReLU networks; it is an activation")
+            )
         if is_kernel_layer(layer):
             KernelMap(layer)  # raises for grouped convolutions and the like
         if len(call.outputs) != 1:
