@@ -48,6 +48,7 @@ from .common import (
     rss_mb,
     setup_tensorflow,
     time_batches,
+    time_runs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,12 +122,12 @@ def bench_model(model_name, batch_sizes, repeats, heavy_repeats, heavy_all, vgg1
     import numpy as np
 
     import sglrp
+    from sglrp.validation import weights_fingerprint
 
     spec = MODELS[model_name]
     heavy = model_name == "vgg16"
     repeats_for = lambda b: heavy_repeats if heavy and b >= HEAVY_BATCH else repeats
     reduced = heavy and not heavy_all and max(batch_sizes) >= HEAVY_BATCH
-    light_sizes = [b for b in batch_sizes if b < HEAVY_BATCH]
 
     print(f"[{model_name}] building the model", file=sys.stderr, flush=True)
     model = build_model(model_name)
@@ -144,8 +145,21 @@ def bench_model(model_name, batch_sizes, repeats, heavy_repeats, heavy_all, vgg1
         "heavy_methods": [*HEAVY_METHODS, *HEAVY_BASELINES] if reduced else None,
         "rss_model_mb": rss_mb(),
         "forward": forward,
+        "weights_check_s": float(np.median(time_runs(lambda: weights_fingerprint(model), 5))),
         "methods": {},
     }
+
+    result["engine"] = sglrp.engine
+    result["baselines"] = None
+    if sglrp.engine == "innvestigate":
+        add_baselines(result, model, model_name, x, batch_sizes, repeats, repeats_for, reduced)
+    bench_methods(result, model, model_name, x, batch_sizes, repeats_for, reduced, vgg16_samples)
+    return result
+
+
+def add_baselines(result, model, model_name, x, batch_sizes, repeats, repeats_for, reduced):
+    """innvestigate's own analyzers on the same weights, in a child process."""
+    import numpy as np
 
     print(f"[{model_name}] innvestigate baselines (child process)", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,6 +179,13 @@ def bench_model(model_name, batch_sizes, repeats, heavy_repeats, heavy_all, vgg1
     result["baselines"] = child
     result["baseline_model_max_abs_diff"] = float(np.max(np.abs(own - child.pop("probabilities"))))
 
+
+def bench_methods(result, model, model_name, x, batch_sizes, repeats_for, reduced, vgg16_samples):
+    """Every sglrp method: build time, time per image, memory."""
+    import sglrp
+
+    spec = MODELS[model_name]
+    light_sizes = [b for b in batch_sizes if b < HEAVY_BATCH]
     for label, name, kwargs in sglrp_methods(model_name, vgg16_samples):
         print(f"[{model_name}] sglrp {name}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -186,13 +207,12 @@ def bench_model(model_name, batch_sizes, repeats, heavy_repeats, heavy_all, vgg1
     result["peak_rss_mb"] = peak_rss_mb()
     result["gpu_peak_mb"] = gpu_peak_mb()
     add_ratios(result)
-    return result
 
 
 def add_ratios(result: dict) -> None:
     """Ratios to the forward pass and to innvestigate's BoundedDeepTaylor, and the headline."""
-    base = result["baselines"]["methods"]
-    reference = base[REFERENCE]["batches"]
+    base = result["baselines"]["methods"] if result["baselines"] else {}
+    reference = base[REFERENCE]["batches"] if base else {}
     for entry in [*result["methods"].values(), *base.values()]:
         for b, t in entry["batches"].items():
             t["x_forward"] = t["median_s_per_image"] / result["forward"][b]["median_s_per_image"]
@@ -201,7 +221,7 @@ def add_ratios(result: dict) -> None:
                     t["median_s_per_image"] / reference[b]["median_s_per_image"]
                 )
     headline = []
-    for name, other, goal in HEADLINE:
+    for name, other, goal in HEADLINE if base else []:
         mine, theirs = result["methods"][name], base[other]
         both = [b for b in result["batch_sizes"] if b in mine["batches"] and b in theirs["batches"]]
         headline.append(
@@ -257,11 +277,28 @@ def _cells(entry: dict, batch_sizes) -> str:
 
 
 def _gpu_note(result: dict) -> str:
-    mine, theirs = result["gpu_peak_mb"], result["baselines"].get("gpu_peak_mb")
+    mine, theirs = result["gpu_peak_mb"], (result["baselines"] or {}).get("gpu_peak_mb")
     if mine is None and theirs is None:
         return ""
     mib = lambda v: "n/a" if v is None else f"{v:.0f} MiB"
     return f" Peak GPU memory: {mib(mine)} (this process), {mib(theirs)} (innvestigate process)."
+
+
+def _weights_check_note(result: dict) -> str:
+    """The cost of following the model's weights: the fingerprint every analyze computes."""
+    check = result.get("weights_check_s")
+    if check is None:
+        return ""
+    text = (
+        "Weights check (the fingerprint each `analyze` computes to follow the model): "
+        f"{check:.3f} s per call"
+    )
+    sglrp_batches = result["methods"].get("sglrp", {}).get("batches", {})
+    if sglrp_batches:
+        b = max(sglrp_batches)
+        call = sglrp_batches[b]["median_s_per_image"] * b
+        text += f", {100 * check / call:.1f} % of one SGLRP call at batch {b} ({call:.2f} s)"
+    return text + "."
 
 
 def model_markdown(result: dict) -> str:
@@ -280,7 +317,7 @@ def model_markdown(result: dict) -> str:
     )
     lines = [
         f"### {result['model']} (input {shape}, {result['parameters']:,} parameters, "
-        f"target {result['target']})",
+        f"target {result['target']}; engine {result['engine']})",
         "",
         f"Median seconds per image; timed runs after the warm-up: {runs}.{note} "
         "x fwd: ratio to the forward pass (eager `predict_on_batch`); x BDT: ratio to "
@@ -291,28 +328,34 @@ def model_markdown(result: dict) -> str:
     ]
     fwd = " | ".join(f"{result['forward'][b]['median_s_per_image']:.4f} | 1.0 | " for b in bs)
     lines.append(f"| forward, eager | | {result['rss_model_mb']:.0f} | {fwd} |")
-    graph = {b: base["forward"][b]["median_s_per_image"] for b in bs}
-    fwd_graph = " | ".join(
-        f"{graph[b]:.4f} | {graph[b] / result['forward'][b]['median_s_per_image']:.1f} | "
-        for b in bs
-    )
-    lines.append(f"| forward, graph mode (innvestigate process) | | | {fwd_graph} |")
-    for label, entry in base["methods"].items():
-        lines.append(
-            f"| innvestigate {label} | {entry['build_s']:.2f} | {entry['rss_after_build_mb']:.0f} "
-            f"| {_cells(entry, bs)} |"
+    if base:
+        graph = {b: base["forward"][b]["median_s_per_image"] for b in bs}
+        fwd_graph = " | ".join(
+            f"{graph[b]:.4f} | {graph[b] / result['forward'][b]['median_s_per_image']:.1f} | "
+            for b in bs
         )
+        lines.append(f"| forward, graph mode (innvestigate process) | | | {fwd_graph} |")
+        for label, entry in base["methods"].items():
+            lines.append(
+                f"| innvestigate {label} | {entry['build_s']:.2f} "
+                f"| {entry['rss_after_build_mb']:.0f} | {_cells(entry, bs)} |"
+            )
     for name, entry in result["methods"].items():
         lines.append(
             f"| {entry['label']} (`{name}`) | {entry['build_s']:.2f} "
             f"| {entry['rss_after_build_mb']:.0f} | {_cells(entry, bs)} |"
         )
+    peak = f"Peak RSS: {result['peak_rss_mb']:.0f} MiB (this process, all models so far)"
+    if base:
+        peak += (
+            f"; {base['peak_rss_mb']:.0f} MiB (innvestigate process). The innvestigate process "
+            f"rebuilt the model from the same weights: max |difference| of the probabilities "
+            f"{result['baseline_model_max_abs_diff']:.1e}"
+        )
+    lines += ["", peak + "." + _gpu_note(result), "", _weights_check_note(result)]
+    if not result["headline"]:
+        return "\n".join(lines)
     lines += [
-        "",
-        f"Peak RSS: {result['peak_rss_mb']:.0f} MiB (this process, all models so far); "
-        f"{base['peak_rss_mb']:.0f} MiB (innvestigate process). The innvestigate process "
-        f"rebuilt the model from the same weights: max |difference| of the probabilities "
-        f"{result['baseline_model_max_abs_diff']:.1e}." + _gpu_note(result),
         "",
         "| sglrp | innvestigate | goal | "
         + " | ".join(f"time ratio b={b}" for b in bs)

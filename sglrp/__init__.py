@@ -1,23 +1,40 @@
 """sglrp: class-discriminative relevance maps for Keras image classifiers.
 
 Softmax-Gradient LRP (Iwana, Kuroki, Uchida, ICCV Workshops 2019, arXiv:1908.04351) and the
-methods it is compared with, as innvestigate analyzers with the target chosen at call time::
+methods it is compared with, with the target chosen at call time::
 
     from sglrp import SGLRP
     analysis = SGLRP(model, target_id=340, low=-123.68, high=151.061).analyze(images)
+
+``sglrp.engine`` names the engine that computes them, chosen by the installed Keras:
+``"innvestigate"`` (Keras 2.14 with innvestigate) or ``"keras3"`` (native Keras 3).
 """
 
-from . import backend as _backend  # noqa: F401  (quiet TF before anything else imports it)
 from ._version import __version__
-from .base import Analyzer, ContrastiveAnalyzer, ReverseAnalyzer
+from .analyzer import Analyzer, Bounded
 from .cam import GradCAM, GuidedGradCAM, MultiGradCAM
+from .engines import ENGINE as engine  # first: quiets TensorFlow before it is imported
+from .engines.active import ReverseAnalyzer
 from .gradients import GBP, IG, SG
 from .registry import available_methods, create_analyzer
-from .relevance import CLRP, LRP, LRPA, LRPB, LRPE, SGLRP, LRPZPlus, SGLRPSeqA, SGLRPSeqB
+from .relevance import (
+    CLRP,
+    LRP,
+    LRPA,
+    LRPB,
+    LRPE,
+    SGLRP,
+    ContrastiveAnalyzer,
+    LRPZPlus,
+    SGLRPSeqA,
+    SGLRPSeqB,
+)
 
 __all__ = [
     "__version__",
+    "engine",
     "Analyzer",
+    "Bounded",
     "ReverseAnalyzer",
     "ContrastiveAnalyzer",
     "LRP",

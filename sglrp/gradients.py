@@ -1,19 +1,28 @@
 """Gradient methods: guided backprop, SmoothGrad and Integrated Gradients, for the given target.
 
 The original ``SG`` and ``IG`` accepted ``target_id`` but explained the maximally activated class;
-here every method explains the target it is asked for.
+here every method explains the target it is asked for. SmoothGrad and Integrated Gradients
+give one map per input of a model with several inputs.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from innvestigate.analyzer import Gradient, GuidedBackprop
 
 from . import heads
-from .base import ReverseAnalyzer
+from .analyzer import SampledGradient
+from .engines.active import ReverseAnalyzer
 from .registry import register
+from .rules import Gradient, GuidedBackprop
+from .validation import RELU_ACTIVATIONS, finite_number
 
 __all__ = ["GBP", "SG", "IG"]
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
 
 
 @register("guided_backprop")
@@ -24,39 +33,12 @@ class GBP(ReverseAnalyzer, GuidedBackprop):
     gradient of ``z_t`` (the same picture, a per-image factor apart).
     """
 
-    requires_relu = True
+    supports = RELU_ACTIVATIONS
     heads = (heads.gradient,)
-
-
-class _SampledGradient(ReverseAnalyzer, Gradient):
-    """Gradient of the target's logit, averaged over ``n`` inputs derived from each sample."""
-
-    heads = (heads.gradient,)
-    #: How many derived inputs go through the graph at once.
-    chunk = 16
-
-    def _samples(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _reduce(self, x: np.ndarray, mean_gradient: np.ndarray) -> np.ndarray:
-        return mean_gradient
-
-    def _analyze_batch(self, x, selection):
-        (x,) = x
-        out = np.empty_like(x)
-        for i, (xi, ti) in enumerate(zip(x, selection)):
-            samples = self._samples(xi)
-            total = np.zeros(xi.shape, np.float64)
-            for start in range(0, len(samples), self.chunk):
-                part = samples[start : start + self.chunk]
-                sel = np.repeat(ti[None], len(part), axis=0)
-                total += self._relevance([part], sel)[0].sum(axis=0)
-            out[i] = self._reduce(xi, total / len(samples))
-        return [out]
 
 
 @register("smoothgrad")
-class SG(_SampledGradient):
+class SG(SampledGradient, ReverseAnalyzer, Gradient):
     """SmoothGrad (Smilkov et al. 2017): the target's gradient averaged over noisy copies.
 
     Parameters
@@ -72,6 +54,8 @@ class SG(_SampledGradient):
         Seed of the noise; equal calls give equal results.
     """
 
+    heads = (heads.gradient,)
+
     def __init__(
         self,
         model,
@@ -81,15 +65,16 @@ class SG(_SampledGradient):
         noise_scale=None,
         noise_level=0.1,
         seed=0,
-        **kwargs,
     ):
-        if int(augment_by_n) < 1:
-            raise ValueError(f"augment_by_n must be >= 1, got {augment_by_n!r}")
-        self.augment_by_n, self.noise_scale = int(augment_by_n), noise_scale
-        self.noise_level, self.seed = float(noise_level), seed
-        super().__init__(model, target_id, relu, **kwargs)
+        self.augment_by_n = _count("augment_by_n", augment_by_n)
+        self.noise_scale = (
+            None if noise_scale is None else finite_number("noise_scale", noise_scale, minimum=0)
+        )
+        self.noise_level = finite_number("noise_level", noise_level, minimum=0)
+        self.seed = seed
+        super().__init__(model, target_id, relu)
 
-    def _samples(self, x):
+    def _samples(self, x, index):
         rng = np.random.default_rng(self.seed)
         scale = self.noise_scale
         if scale is None:
@@ -99,7 +84,7 @@ class SG(_SampledGradient):
 
 
 @register("integrated_gradients")
-class IG(_SampledGradient):
+class IG(SampledGradient, ReverseAnalyzer, Gradient):
     """Integrated Gradients (Sundararajan et al. 2017) of the target's logit.
 
     ``(x - x0) * mean_k grad(x0 + a_k (x - x0))`` with the midpoints ``a_k = (k + 1/2) / steps``.
@@ -108,23 +93,52 @@ class IG(_SampledGradient):
     ----------
     steps : int
         Number of points on the path.
-    reference_inputs : float or array
+    reference_inputs : float or array, or a list of them (one per model input)
         The baseline ``x0`` (broadcast to one sample), 0 by default.
     """
 
-    def __init__(self, model, target_id=None, relu=False, steps=64, reference_inputs=0.0, **kwargs):
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps!r}")
-        self.steps, self.reference_inputs = int(steps), reference_inputs
-        super().__init__(model, target_id, relu, **kwargs)
+    heads = (heads.gradient,)
 
-    def _baseline(self, x):
-        return np.broadcast_to(np.asarray(self.reference_inputs, np.float32), x.shape)
+    def __init__(self, model, target_id=None, relu=False, steps=64, reference_inputs=0.0):
+        self.steps = _count("steps", steps)
+        references = reference_inputs
+        if not isinstance(references, (list, tuple)):
+            references = [references]
+        self.reference_inputs = reference_inputs
+        self._references = []
+        for i, ref in enumerate(references):
+            arr = np.asarray(ref)
+            if arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+                raise TypeError(f"reference_inputs must hold numbers, got {ref!r}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"reference_inputs[{i}] contains NaN or infinite values")
+            self._references.append(arr.astype(np.float32))
+        super().__init__(model, target_id, relu)
+        if len(self._references) not in (1, self._spec.n_inputs):
+            raise ValueError(
+                f"got {len(self._references)} reference inputs for a model with "
+                f"{self._spec.n_inputs} inputs"
+            )
+        for i, (ref, shape) in enumerate(zip(self._baselines(), self._spec.input_shapes)):
+            try:
+                np.broadcast_to(ref, shape[1:])
+            except ValueError:
+                raise ValueError(
+                    f"reference input {i} of shape {ref.shape} does not broadcast to one "
+                    f"sample of shape {shape[1:]}"
+                ) from None
 
-    def _samples(self, x):
+    def _baselines(self) -> list:
+        refs = self._references
+        return refs * self._spec.n_inputs if len(refs) == 1 else refs
+
+    def _baseline(self, x, index):
+        return np.broadcast_to(self._baselines()[index], x.shape)
+
+    def _samples(self, x, index):
         alphas = (np.arange(self.steps) + 0.5) / self.steps
-        x0 = self._baseline(x)
+        x0 = self._baseline(x, index)
         return (x0[None] + alphas.reshape(-1, *[1] * x.ndim) * (x - x0)[None]).astype(np.float32)
 
-    def _reduce(self, x, mean_gradient):
-        return (x - self._baseline(x)) * mean_gradient
+    def _reduce(self, x, index, mean_gradient):
+        return (x - self._baseline(x, index)) * mean_gradient

@@ -11,14 +11,27 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ModelSpec", "check_input", "selection_from_target", "check_bounds"]
+__all__ = [
+    "ModelSpec",
+    "Support",
+    "ANY_NETWORK",
+    "RELU_ACTIVATIONS",
+    "RELU_NETWORKS",
+    "LRP_NETWORKS",
+    "check_input",
+    "check_number",
+    "finite_number",
+    "selection_from_target",
+    "check_bounds",
+    "weights_fingerprint",
+]
 
 
 _WARNED_SOFTMAX: weakref.WeakSet = weakref.WeakSet()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _caller_stacklevel() -> int:
+def caller_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside sglrp."""
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
@@ -27,14 +40,34 @@ def _caller_stacklevel() -> int:
 
 
 def activation_name(layer) -> str | None:
+    """The activation a layer applies: ``"relu"``, ``"softmax"``, ``"linear"``, ... or ``None``.
+
+    A ``ReLU`` layer with a negative slope or a threshold is not a ReLU for the rules:
+    its name says so (``"relu(negative_slope=0.1)"``); ``max_value`` (ReLU6) is kept a ReLU.
+    """
     if isinstance(layer, tf.keras.layers.Softmax):
         return "softmax"
     if isinstance(layer, tf.keras.layers.ReLU):
+        slope, threshold = float(layer.negative_slope), float(layer.threshold)
+        if slope or threshold:
+            return f"relu(negative_slope={slope:g}, threshold={threshold:g})"
         return "relu"
+    names = _class_names(layer) & set(_ACTIVATION_LAYERS)
+    if names:
+        return _ACTIVATION_LAYERS[names.pop()]
     activation = getattr(layer, "activation", None)
     if activation is None:
         return None
     return getattr(activation, "__name__", str(activation))
+
+
+#: Layers that are an activation, and its name.
+_ACTIVATION_LAYERS = {
+    "LeakyReLU": "leaky_relu",
+    "ELU": "elu",
+    "PReLU": "prelu",
+    "ThresholdedReLU": "thresholded_relu",
+}
 
 
 def _flat_layers(model) -> list:
@@ -44,23 +77,31 @@ def _flat_layers(model) -> list:
     return out
 
 
+def _class_names(layer) -> set[str]:
+    return {cls.__name__ for cls in type(layer).__mro__}
+
+
 class ModelSpec:
     """What sglrp needs to know about a user's Keras model, checked once.
 
     Parameters
     ----------
-    model : tf.keras.Model
+    model : keras.Model
         A Sequential or functional model with one output of shape (N, C): logits, or
-        probabilities from a final softmax (which is stripped; a warning says so once).
+        probabilities from a final softmax (which is stripped; a warning says so once), and
+        float inputs.
+    original : keras.Model, optional
+        The user's model when ``model`` is its canonized copy (the softmax warning is given
+        once per user model).
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, original=None) -> None:
         if not isinstance(model, tf.keras.Model):
-            raise TypeError(f"model must be a tf.keras.Model, got {type(model).__name__}")
-        if not model.built or model.outputs is None:
+            raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+        if not model.built or not getattr(model, "outputs", None):
             raise ValueError(
                 f"model {model.name!r} is not built or has no graph of layers (a subclassed "
-                "model); give it an Input (tf.keras.Input(shape)) or build it with "
+                "model); give it an Input (keras.Input(shape)) or build it with "
                 "model.build(input_shape)"
             )
         if len(model.outputs) != 1:
@@ -74,21 +115,38 @@ class ModelSpec:
                 f"model {model.name!r} has output shape {output_shape}; expected (N, C) class "
                 "scores with C >= 2"
             )
+        for x in model.inputs:
+            dtype = tf.as_dtype(x.dtype)
+            if not dtype.is_floating:
+                raise ValueError(
+                    f"model input {x.name!r} has dtype {dtype.name}; relevance and gradients "
+                    "exist for float inputs only. Explain the model from its first float "
+                    "tensor on: apply the Rescaling / Embedding outside and build "
+                    "keras.Model(float_input, outputs)"
+                )
         self.model = model
         self.name = model.name
         self.n_classes = int(output_shape[-1])
         self.input_shapes = [tuple(t.shape) for t in model.inputs]
         last = model.layers[-1]
-        self.ends_in_softmax = activation_name(last) == "softmax"
-        if self.ends_in_softmax and model not in _WARNED_SOFTMAX:
-            _WARNED_SOFTMAX.add(model)
+        final = activation_name(last)
+        self.ends_in_softmax = final == "softmax"
+        if final not in (None, "linear", "softmax"):
+            raise ValueError(
+                f"the last layer {last.name!r} of model {model.name!r} applies {final!r}; sglrp "
+                "explains a softmax classifier's logits: end the model in a linear layer "
+                "(logits) or a softmax"
+            )
+        warn_about = original if original is not None else model
+        if self.ends_in_softmax and warn_about not in _WARNED_SOFTMAX:
+            _WARNED_SOFTMAX.add(warn_about)
             warnings.warn(
                 f"model {model.name!r} ends in a softmax (layer {last.name!r}); sglrp analyzes "
                 "its logits, the input of that softmax",
                 UserWarning,
-                stacklevel=_caller_stacklevel(),
+                stacklevel=caller_stacklevel(),
             )
-        for layer in model.layers[:-1]:
+        for layer in self.layers()[:-1]:
             if activation_name(layer) == "softmax":
                 raise ValueError(
                     f"layer {layer.name!r} applies a softmax inside the model; only a final "
@@ -103,33 +161,138 @@ class ModelSpec:
         """All layers, nested models flattened."""
         return _flat_layers(self.model)
 
-    def require_relu(self, method: str) -> None:
-        """Raise if a hidden layer has an activation other than ReLU/linear."""
-        body = self.layers()[:-1] if self.ends_in_softmax else self.layers()
-        for layer in body:
+    def body(self) -> list:
+        """The layers whose activations the rules see (a final softmax excluded)."""
+        layers = self.layers()
+        return layers[:-1] if self.ends_in_softmax else layers
+
+
+#: Layers that only move, copy, pad, drop or pool values.
+_STRUCTURAL = (
+    "InputLayer", "Flatten", "Reshape", "Permute", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout", "GaussianNoise",
+    "ActivityRegularization", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
+    "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+    "Concatenate", "Add",
+)  # fmt: skip
+#: Linear layers with a kernel, and inference-mode batch normalization (canonized to one).
+_KERNEL = (
+    "Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D",
+    "DepthwiseConv2D", "BatchNormalization",
+)  # fmt: skip
+
+
+class Support:
+    """What a method is defined for, checked on the model at construction.
+
+    Parameters
+    ----------
+    activations : set of str, optional
+        The activations hidden layers may apply (see ``activation_name``); ``None``: any.
+    layers : tuple of str, optional
+        The layer classes the method's rules are defined for; ``None``: any.
+    what : str
+        The kind of network, for the message ("ReLU networks").
+    instead : str
+        What to use instead, for the message.
+    """
+
+    def __init__(self, activations=None, layers=None, what="", instead="") -> None:
+        self.activations = None if activations is None else frozenset(activations)
+        self.layers = None if layers is None else frozenset(layers)
+        self.what, self.instead = what, instead
+
+    def check(self, spec: ModelSpec, method: str) -> None:
+        """Raise a ValueError naming the first layer ``method`` is not defined for."""
+        for layer in spec.body():
+            kind = type(layer).__name__
+            if self.layers is not None and not (_class_names(layer) & self.layers):
+                raise ValueError(
+                    f"{method} is defined for {self.what}; layer {layer.name!r} ({kind}) has no "
+                    f"rule there. {self.instead}"
+                )
             name = activation_name(layer)
-            if name not in (None, "relu", "linear"):
+            if self.activations is not None and name not in (None, *self.activations):
                 raise ValueError(
-                    f"{method} is defined for ReLU networks, but layer {layer.name!r} uses the "
-                    f"activation {name!r}; use a rule without that assumption (e.g. LRPE, LRPA) "
-                    "or a model with ReLU activations"
-                )
-
-    def forbid_lambda(self) -> None:
-        for layer in self.layers():
-            if isinstance(layer, tf.keras.layers.Lambda):
-                raise ValueError(
-                    f"layer {layer.name!r} is a Lambda layer, which cannot be reversed; replace it "
-                    "with a built-in Keras layer"
+                    f"{method} is defined for {self.what}, but layer {layer.name!r} ({kind}) "
+                    f"applies {name!r}. {self.instead}"
                 )
 
 
-def check_bounds(low: float, high: float) -> None:
+ANY_NETWORK = Support()
+#: Guided backprop: its definition changes the ReLU's backward pass.
+RELU_ACTIVATIONS = Support(
+    {"relu", "linear"},
+    None,
+    "ReLU networks (its backward pass is defined by the ReLU's)",
+    "Use a plain gradient method (smoothgrad, integrated_gradients, grad_cam) or a model with "
+    "ReLU activations.",
+)
+#: Deep Taylor decomposition and z+: ReLU networks of kernel, pooling and merge layers.
+RELU_NETWORKS = Support(
+    {"relu", "linear"},
+    (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU"),
+    "ReLU networks of dense, convolution, pooling and merge layers",
+    "Use a method without that assumption (lrp.epsilon, lrp.sequential_preset_a_flat, "
+    "smoothgrad, integrated_gradients, grad_cam) or a model with plain ReLU activations.",
+)
+#: LRP-epsilon and the presets: innvestigate's convolutional-network layers, any activation.
+LRP_NETWORKS = Support(
+    None,
+    (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
+     "ThresholdedReLU", "Softmax"),
+    "convolutional and dense networks (innvestigate's LRP layers)",
+    "Use a gradient method (smoothgrad, integrated_gradients, grad_cam) for this model.",
+)  # fmt: skip
+
+
+def check_number(name: str, value) -> float:
+    """``value`` as a float, or a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def finite_number(name: str, value, minimum=None, above=None) -> float:
+    """``value`` as a finite float (``>= minimum``, ``> above``), or an error naming ``name``."""
+    value = check_number(name, value)
+    ok = bool(np.isfinite(value))
+    ok = ok and (minimum is None or value >= minimum) and (above is None or value > above)
+    if not ok:
+        bound = f" >= {minimum}" if minimum is not None else ""
+        bound = f" > {above}" if above is not None else bound
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return value
+
+
+def check_bounds(low, high) -> None:
+    low, high = check_number("low", low), check_number("high", high)
     if not (np.isfinite(low) and np.isfinite(high)) or low >= high:
         raise ValueError(
-            f"the input bounds must satisfy low < high, got low={low!r}, high={high!r} "
-            "(for caffe-preprocessed ImageNet images: low=-123.68, high=151.061)"
+            f"the input bounds must satisfy low < high, both finite, got low={low!r}, "
+            f"high={high!r} (for caffe-preprocessed ImageNet images: low=-123.68, high=151.061)"
         )
+
+
+def weights_fingerprint(model) -> tuple:
+    """A cheap fingerprint of ``model``'s weights that changes whenever a weight does.
+
+    Per variable: its shape and integer sums of the bit patterns of its values and of their
+    squares (exact and order-free: the same values give the same numbers whatever the
+    threads). About 0.1 s for VGG16's 138 M weights on 2 CPU cores (``benchmarks/RESULTS.md``).
+    """
+    out = []
+    for v in model.weights:
+        x = tf.reshape(tf.convert_to_tensor(v), [-1])
+        bits = tf.bitcast(x, {2: tf.int16, 4: tf.int32, 8: tf.int64}[x.dtype.size])
+        if bits.dtype == tf.int16:
+            bits = tf.cast(bits, tf.int32)
+        # Integer sums wrap around: exact, and equal whatever the order of summation.
+        out.append((tuple(v.shape), int(tf.reduce_sum(bits)), int(tf.reduce_sum(bits * bits))))
+    return tuple(out)
 
 
 def check_input(x, input_shape: Sequence, name: str = "x") -> np.ndarray:
@@ -162,37 +325,49 @@ def check_input(x, input_shape: Sequence, name: str = "x") -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-def selection_from_target(target, n: int, n_classes: int) -> np.ndarray:
+def selection_from_target(target, n: int, n_classes: int, weights: bool = False) -> np.ndarray:
     """The selection ``t`` (n, n_classes) for a target given at call time.
 
-    ``target`` is an int (every sample), one int per sample, or float weights of shape
-    (n_classes,) or (n, n_classes) to explain several classes at once.
+    ``target`` is an int (every sample), a 1-D sequence of ints (one per sample), or a 2-D
+    float array (n, n_classes) of class weights. Ids are integers only, so what a target means
+    never depends on the batch size. With ``weights=True`` ``target`` is ``class_weights``:
+    (n_classes,) for every sample or (n, n_classes).
     """
     arr = np.asarray(target)
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
         raise TypeError(
-            f"target must be an int, one int per sample, or float weights of shape "
-            f"({n_classes},) or ({n}, {n_classes}); got {target!r}"
+            f"target must be an int, one int per sample, or a float (N, C) array of class "
+            f"weights; got {target!r}"
         )
-    if arr.dtype.kind == "f" and arr.ndim >= 1 and arr.shape[-1] == n_classes:
-        weights = np.broadcast_to(arr, (n, n_classes)) if arr.ndim == 1 else arr
-        if weights.shape != (n, n_classes):
+    if weights:
+        if arr.ndim == 1 and arr.shape[0] == n_classes:
+            arr = np.broadcast_to(arr, (n, n_classes))
+        if arr.shape != (n, n_classes):
             raise ValueError(
-                f"target weights have shape {arr.shape}; expected ({n_classes},) or "
+                f"class_weights have shape {arr.shape}; expected ({n_classes},) or "
                 f"({n}, {n_classes}) for a batch of {n}"
             )
-        if not np.isfinite(weights).all():
-            raise ValueError("target weights contain NaN or infinite values")
-        empty = np.flatnonzero(~weights.any(axis=1))
-        if empty.size:
-            raise ValueError(f"target weights of sample {int(empty[0])} are all zero")
-        return np.ascontiguousarray(weights, dtype=np.float32)
+        return _weights(arr)
     if arr.dtype.kind == "f":
-        if not (np.isfinite(arr).all() and np.all(arr == np.round(arr))):
-            raise TypeError(f"target must be an integer class index, got {target!r}")
-        arr = arr.astype(np.int64)
+        if arr.ndim == 2:
+            if arr.shape != (n, n_classes):
+                raise ValueError(
+                    f"target weights have shape {arr.shape}; expected ({n}, {n_classes}): one "
+                    f"row of {n_classes} class weights per sample"
+                )
+            return _weights(arr)
+        raise TypeError(
+            f"target must hold integer class ids (got floats of shape {arr.shape}: {target!r}); "
+            "weights are a 2-D (N, C) float array, or class_weights= for one (C,) row"
+        )
     if arr.ndim == 0:
         arr = np.full(n, int(arr))
+    elif arr.ndim == 2 and arr.shape[0] == n:
+        raise ValueError(
+            f"target has shape {arr.shape}; pass one class id per sample as a 1-D sequence "
+            "(shape (N,)); to explain several classes per sample, pass class_weights= (an "
+            "N-hot (N, C) float array)"
+        )
     elif arr.ndim != 1 or arr.size != n:
         raise ValueError(
             f"got {arr.size} targets for a batch of {n} samples; pass one int, or one per sample"
@@ -204,3 +379,14 @@ def selection_from_target(target, n: int, n_classes: int) -> np.ndarray:
             f"classes (valid: 0..{n_classes - 1})"
         )
     return np.eye(n_classes, dtype=np.float32)[arr]
+
+
+def _weights(weights: np.ndarray) -> np.ndarray:
+    if weights.dtype.kind not in "iuf" or weights.dtype.kind == "b":
+        raise TypeError(f"class weights must be numbers, got dtype {weights.dtype}")
+    if not np.isfinite(weights).all():
+        raise ValueError("class weights contain NaN or infinite values")
+    empty = np.flatnonzero(~weights.any(axis=1))
+    if empty.size:
+        raise ValueError(f"class weights of sample {int(empty[0])} are all zero")
+    return np.ascontiguousarray(weights, dtype=np.float32)

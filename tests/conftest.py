@@ -11,6 +11,14 @@ import sglrp
 N_CLASSES = 5
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked for the other engine (``@pytest.mark.engine("keras3")``)."""
+    for item in items:
+        for marker in item.iter_markers("engine"):
+            if sglrp.engine not in marker.args:
+                item.add_marker(pytest.mark.skip(reason=f"only for the {marker.args} engine"))
+
+
 def _randomize_biases(model, rng, scale=0.1):
     for layer in model.layers:
         if getattr(layer, "use_bias", False):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import N_CLASSES, SINGLE_INPUT_METHODS, conv_net, default_kwargs, dense_net, softmax
-from innvestigate.analyzer import BoundedDeepTaylor
 
 import sglrp
-from sglrp import heads
+from sglrp import Bounded, heads
+from sglrp.rules import BoundedDeepTaylor
 
 TARGETS = [1, 4, 0, 2]
 
@@ -97,7 +97,8 @@ def test_weighted_targets_are_linear_for_linear_heads(analyzers, images):
     lrp = analyzers("lrp")
     weights = np.zeros(N_CLASSES, np.float32)
     weights[[1, 4]] = [0.3, 0.7]
-    mixed = lrp.analyze(images, target=weights)
+    mixed = lrp.analyze(images, class_weights=weights)
+    np.testing.assert_array_equal(mixed, lrp.analyze(images, target=np.tile(weights, (4, 1))))
     expected = 0.3 * lrp.analyze(images, target=1) + 0.7 * lrp.analyze(images, target=4)
     np.testing.assert_allclose(mixed, expected, rtol=1e-4, atol=1e-6)
 
@@ -149,7 +150,7 @@ def test_clrp_scaled_sums_to_zero(bias_free):
 
 
 def test_single_signed_pass_equals_target_minus_dual(cnn, images):
-    class SignedSGLRP(sglrp.ReverseAnalyzer, BoundedDeepTaylor):
+    class SignedSGLRP(Bounded, sglrp.ReverseAnalyzer, BoundedDeepTaylor):
         heads = (heads.softmax_gradient,)
 
     signed = SignedSGLRP(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS)
@@ -234,10 +235,10 @@ def test_two_input_model_gets_one_map_per_input_and_conserves():
 )
 def test_one_graph_equals_two_separate_analyzers(cnn, images, cls, target_head, dual_head):
     # the original's definition: one analyzer for the target map, another for the dual map
-    class Target(sglrp.ReverseAnalyzer, BoundedDeepTaylor):
+    class Target(Bounded, sglrp.ReverseAnalyzer, BoundedDeepTaylor):
         heads = (target_head,)
 
-    class Dual(sglrp.ReverseAnalyzer, BoundedDeepTaylor):
+    class Dual(Bounded, sglrp.ReverseAnalyzer, BoundedDeepTaylor):
         heads = (dual_head,)
 
     target = Target(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS).astype(np.float64)
@@ -245,3 +246,66 @@ def test_one_graph_equals_two_separate_analyzers(cnn, images, cls, target_head, 
     scale = (_sums(target) / _sums(dual))[:, None, None, None]
     fused = cls(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS)
     np.testing.assert_allclose(fused, target - dual * scale, rtol=1e-5, atol=1e-7)
+
+
+# -- the analyzer follows the model -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["lrp", "sglrp", "grad_cam", "guided_grad_cam", "smoothgrad"])
+def test_analyzer_follows_the_model_after_fit_and_set_weights(method, images):
+    model = conv_net(seed=3)
+    kwargs = {**default_kwargs(method), "low": 0.0, "high": 1.0}
+    analyzer = sglrp.create_analyzer(method, model, **kwargs)
+    before = analyzer.analyze(images, target=TARGETS)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+    model.fit(images, np.eye(N_CLASSES)[TARGETS], verbose=0, epochs=3)
+    fresh = sglrp.create_analyzer(method, model, **kwargs)
+    np.testing.assert_allclose(analyzer.predict_logits(images), fresh.predict_logits(images),
+                               rtol=1e-5, atol=1e-6)
+    after = analyzer.analyze(images, target=TARGETS)
+    np.testing.assert_allclose(after, fresh.analyze(images, target=TARGETS), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after, before)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    np.testing.assert_allclose(
+        analyzer.analyze(images, target=TARGETS),
+        sglrp.create_analyzer(method, model, **kwargs).analyze(images, target=TARGETS),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert analyzer.n_builds == fresh.n_builds
+
+
+def two_input_net():
+    """Two inputs (8, 8, 2) and (6,) -> conv / dense branches -> concatenated -> Dense 5."""
+    tf.keras.utils.set_random_seed(7)
+    layers = tf.keras.layers
+    a, b = tf.keras.Input((8, 8, 2), name="image"), tf.keras.Input((6,), name="vector")
+    ha = layers.Flatten()(layers.Conv2D(3, 3, activation="relu")(a))
+    hb = layers.Dense(4, activation="relu")(b)
+    h = layers.Concatenate()([ha, hb])
+    return tf.keras.Model([a, b], layers.Dense(N_CLASSES, name="logits")(h))
+
+
+def test_integrated_gradients_on_two_inputs_is_complete(images, vectors):
+    model = two_input_net()
+    ig = sglrp.IG(model, steps=256)
+    maps = ig.analyze([images, vectors], target=TARGETS)
+    assert [m.shape for m in maps] == [images.shape, vectors.shape]
+    logits = model([images, vectors]).numpy()
+    base = model([np.zeros_like(images), np.zeros_like(vectors)]).numpy()
+    total = maps[0].sum(axis=(1, 2, 3)) + maps[1].sum(axis=1)
+    rows = np.arange(4)
+    np.testing.assert_allclose(total, (logits - base)[rows, TARGETS], rtol=2e-3, atol=2e-4)
+
+
+def test_smoothgrad_on_two_inputs_averages_the_gradients(images, vectors):
+    model = two_input_net()
+    sg = sglrp.SG(model, augment_by_n=3, noise_scale=0.0)  # no noise: the plain gradient
+    maps = sg.analyze([images, vectors], target=TARGETS)
+    with tf.GradientTape() as tape:
+        inputs = [tf.constant(images), tf.constant(vectors)]
+        tape.watch(inputs)
+        score = tf.reduce_sum(model(inputs) * np.eye(N_CLASSES, dtype=np.float32)[TARGETS])
+    grads = tape.gradient(score, inputs)
+    for got, expected in zip(maps, grads):
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""TensorFlow set-up: quiet logs and a private graph per analyzer.
+"""A private graph per analyzer, and the Keras 2 class swaps it must undo.
 
 innvestigate 2.x builds its analyzers with the TF1 graph API and needs eager execution off.
 Turning eager execution off for the whole process breaks every model a user built before
@@ -14,18 +14,11 @@ user's eager models. :func:`keras_classes_preserved` restores the class hierarch
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import warnings
 from collections.abc import Iterator
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-tf.get_logger().setLevel(logging.ERROR)
-logging.getLogger("absl").setLevel(logging.ERROR)
+import numpy as np
+import tensorflow as tf
 
 __all__ = ["PrivateGraph", "quiet"]
 
@@ -91,6 +84,7 @@ class PrivateGraph:
         config = tf.compat.v1.ConfigProto()
         config.gpu_options.allow_growth = True
         self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+        self._assign = None
 
     @contextlib.contextmanager
     def building(self) -> Iterator[None]:
@@ -111,17 +105,22 @@ class PrivateGraph:
 
         innvestigate's rules build copies of layers whose own (random) kernels are replaced by
         tensors derived from the model's weights; those kernels are never read, and leaving them
-        uninitialised keeps them out of memory. Call this once, when the graph is complete: TF
-        warns, op by op, about graphs changed after a session has run them.
+        uninitialised keeps them out of memory. The assignments are built into the graph at the
+        first call (made when the graph is complete: TF warns, op by op, about graphs changed
+        after a session has run them) and reused by later calls (new weights of the model).
         """
-        placeholders = [
-            tf.compat.v1.placeholder(v.dtype.base_dtype, np.shape(x))
-            for v, x in zip(variables, values)
-        ]
-        assigns = [v.assign(p, read_value=False) for v, p in zip(variables, placeholders)]
-        self.session.run(assigns, feed_dict=dict(zip(placeholders, values)))
-        for v in tf.compat.v1.global_variables():
-            v._keras_initialized = True  # Keras would otherwise check them with a run
+        if self._assign is None:
+            with self.graph.as_default():
+                placeholders = [
+                    tf.compat.v1.placeholder(v.dtype.base_dtype, np.shape(x))
+                    for v, x in zip(variables, values)
+                ]
+                assigns = [v.assign(p, read_value=False) for v, p in zip(variables, placeholders)]
+                for v in tf.compat.v1.global_variables():
+                    v._keras_initialized = True  # Keras would otherwise check them with a run
+            self._assign = (placeholders, assigns)
+        placeholders, assigns = self._assign
+        self.run(assigns, dict(zip(placeholders, values)))
 
     def run(self, fetches, feed_dict: dict) -> np.ndarray:
         if self.session is None:

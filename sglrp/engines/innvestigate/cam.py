@@ -1,0 +1,60 @@
+"""Grad-CAM in the innvestigate engine: the CAMs as tensors of the analyzer's private graph."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from .base import Analyzer
+
+__all__ = ["CAMAnalyzer"]
+
+
+def _depends_on(tensor, placeholder) -> bool:
+    seen, stack = set(), [tensor.op]
+    while stack:
+        op = stack.pop()
+        if op is placeholder.op:
+            return True
+        for t in op.inputs:
+            if t.op.name not in seen:
+                seen.add(t.op.name)
+                stack.append(t.op)
+    return False
+
+
+class CAMAnalyzer(Analyzer):
+    """Grad-CAM of the selected logits at ``self.layer_name`` (one layer per image input).
+
+    The front (``sglrp/cam.py``) checks the arguments; ``_cam_layers`` and ``_feature_layers``
+    come from it.
+    """
+
+    def _create(self, model) -> None:
+        names = self._cam_layers(model, self._default_layer)
+        self._selection = tf.compat.v1.placeholder(tf.float32, (None, self.n_classes))
+        score = tf.reduce_sum(self._logits * self._selection, axis=1)
+        self._maps = []
+        for name, x in zip(names, model.inputs):
+            features = model.get_layer(name).output
+            grads = tf.gradients(score, features)[0]
+            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+            cam = tf.reduce_sum(features * weights, axis=-1, keepdims=True)
+            cam = tf.image.resize(cam, tuple(x.shape[1:3]), method="bilinear")
+            self._maps.append(tf.tile(cam, [1, 1, 1, int(x.shape[-1])]))
+
+    @staticmethod
+    def _default_layer(model, index: int) -> str | None:
+        """The last layer with a 4-D output computed from model input ``index``."""
+        model_input = model.inputs[index]
+        for layer in reversed(model.layers):
+            if isinstance(layer, tf.keras.layers.InputLayer):
+                continue
+            out = layer.output
+            if not isinstance(out, list) and len(out.shape) == 4 and _depends_on(out, model_input):
+                return layer.name
+        return None
+
+    def _analyze_batch(self, x, selection):
+        feed = dict(zip(self._model_inputs, x))
+        feed[self._selection] = selection
+        return list(self._graph.run(self._maps, feed))

@@ -1,0 +1,106 @@
+"""What each method is defined for: every other model, layer, activation or input is refused at
+construction with a ValueError naming the layer and its class (issue: no silent wrong result)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import N_CLASSES
+
+import sglrp
+
+layers = tf.keras.layers
+
+#: Methods defined for plain ReLU networks only.
+RELU_ONLY = ["lrp", "clrp", "sglrp", "lrp.z_plus", "guided_backprop", "guided_grad_cam"]
+#: Methods valid for any differentiable activation.
+ANY_ACTIVATION = ["smoothgrad", "integrated_gradients", "grad_cam"]
+#: innvestigate's LRP: epsilon and the presets take any activation of a conv/dense network.
+LRP_FAMILY = [
+    "lrp.epsilon",
+    "lrp.sequential_preset_a_flat",
+    "lrp.sequential_preset_b_flat",
+    "sglrp.sequential_preset_a",
+    "sglrp.sequential_preset_b",
+]
+
+
+def conv_with(layer, name="act"):
+    """Input (8, 8, 2) -> Conv 3x3x4 -> ``layer`` -> GAP -> Dense 5."""
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 2))
+    h = layers.Conv2D(4, 3, name="conv")(inputs)
+    layer._name = name
+    h = layer(h)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    return tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
+
+
+ACTIVATION_LAYERS = {
+    "LeakyReLU": lambda: layers.LeakyReLU(),
+    "ELU": lambda: layers.ELU(),
+    "PReLU": lambda: layers.PReLU(),
+    "ReLU(negative_slope=0.1)": lambda: layers.ReLU(negative_slope=0.1),
+}
+
+
+@pytest.mark.parametrize("kind", list(ACTIVATION_LAYERS))
+@pytest.mark.parametrize("method", RELU_ONLY)
+def test_relu_methods_refuse_other_activations(kind, method, images):
+    model = conv_with(ACTIVATION_LAYERS[kind]())
+    with pytest.raises(ValueError, match=r"layer 'act' \((LeakyReLU|ELU|PReLU|ReLU)\)") as info:
+        sglrp.create_analyzer(method, model, low=0.0, high=1.0)
+    assert "ReLU networks" in str(info.value)
+
+
+@pytest.mark.parametrize("method", LRP_FAMILY + ANY_ACTIVATION)
+def test_leaky_relu_is_fine_where_the_method_is_defined_for_it(method, images):
+    with sglrp.create_analyzer(method, conv_with(layers.LeakyReLU())) as analyzer:
+        assert np.isfinite(analyzer.analyze(images, target=1)).all()
+
+
+def test_relu6_stays_accepted(images):
+    model = conv_with(layers.ReLU(max_value=6.0))
+    for method in RELU_ONLY:
+        with sglrp.create_analyzer(method, model, low=0.0, high=1.0) as analyzer:
+            assert np.isfinite(analyzer.analyze(images, target=2)).all()
+
+
+def test_layer_normalization_has_no_deep_taylor_rule():
+    model = conv_with(layers.LayerNormalization(), name="norm")
+    for method in ["lrp", "clrp", "sglrp", "lrp.epsilon", "sglrp.sequential_preset_a"]:
+        with pytest.raises(ValueError, match=r"layer 'norm' \(LayerNormalization\) has no rule"):
+            sglrp.create_analyzer(method, model)
+
+
+def test_recurrent_layer_has_no_rule():
+    inputs = tf.keras.Input((5, 3))
+    h = layers.SimpleRNN(4, activation="relu", name="rnn")(inputs)
+    model = tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
+    with pytest.raises(ValueError, match=r"layer 'rnn' \(SimpleRNN\) has no rule"):
+        sglrp.LRP(model)
+
+
+def test_last_layer_must_give_logits_or_a_softmax():
+    inputs = tf.keras.Input((4,))
+    model = tf.keras.Model(inputs, layers.Dense(3, activation="sigmoid", name="top")(inputs))
+    with pytest.raises(ValueError, match="last layer 'top' .* applies 'sigmoid'"):
+        sglrp.IG(model)
+
+
+@pytest.mark.parametrize("method", ["sglrp", "lrp.epsilon", "guided_backprop", "smoothgrad"])
+def test_integer_inputs_are_refused(method):
+    inputs = tf.keras.Input((8, 8, 1), dtype="uint8", name="pixels")
+    h = layers.Rescaling(1 / 255, name="scale")(inputs)
+    h = layers.Conv2D(3, 3, activation="relu", name="conv")(h)
+    h = layers.Flatten(name="flat")(h)
+    model = tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
+    with pytest.raises(ValueError, match="dtype uint8; relevance and gradients exist for float"):
+        sglrp.create_analyzer(method, model)
+
+
+def test_embedding_inputs_are_refused():
+    inputs = tf.keras.Input((6,), dtype="int32")
+    h = layers.Flatten()(layers.Embedding(10, 3, name="embed")(inputs))
+    model = tf.keras.Model(inputs, layers.Dense(N_CLASSES)(h))
+    with pytest.raises(ValueError, match="dtype int32"):
+        sglrp.SGLRP(model)
