@@ -4,10 +4,12 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
+    from ..arguments import output_dir, positive_int
     from . import run
 
     p = sub.add_parser("demo", help="the embedded example: every method on two-digit scenes")
-    p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
+    p.add_argument("--out", default="results/demo", type=output_dir,
+                   help="output folder (default results/demo)")
     p.add_argument(
         "--model",
         choices=["digits", "vgg16"],
@@ -19,7 +21,8 @@ def add_parsers(sub) -> None:
         default="imagenet",
         help="VGG16 weights: 'imagenet' (Keras cache or download) or a file path",
     )
-    p.add_argument("--scenes", type=int, default=200, help="scenes for the table (default 200)")
+    p.add_argument("--scenes", type=positive_int, default=200,
+                   help="scenes for the table, >= 1 (default 200)")
     p.add_argument("--figures", type=int, default=3, help="scenes drawn as figures")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run.main)
@@ -27,7 +30,7 @@ def add_parsers(sub) -> None:
     q = sub.add_parser(
         "bench-discrimination", help="class-discrimination benchmark on held-out digit scenes"
     )
-    q.add_argument("--scenes", type=int, default=200)
+    q.add_argument("--scenes", type=positive_int, default=200, help="scenes, >= 1 (default 200)")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", default="results/discrimination")
+    q.add_argument("--out", default="results/discrimination", type=output_dir)
     q.set_defaults(run=run.bench_main)

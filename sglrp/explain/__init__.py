@@ -1,15 +1,29 @@
-"""``sglrp explain``: relevance maps for a folder of images, everything saved to one directory.
+"""``sglrp explain``: relevance maps for a folder of images, everything saved to one folder.
 
-For every image, method and target the command writes
+The data flow, one module each:
 
-* ``<name>__<method>__<target>.npy``: the raw relevance (float32, shaped like the model input),
-* ``<name>__<method>__<target>.heatmap.png``: the map coloured by :func:`sglrp.plot.to_rgb`,
-* ``<name>__<method>__<target>.overlay.png``: the map over the grey input image,
+* inputs: :mod:`~sglrp.explain.model` (``demo``, ``vgg16`` or a model file, its preprocessing,
+  its classes and targets) and :mod:`~sglrp.explain.inputs` (paths, decoding, batches);
+* the run: :mod:`~sglrp.explain.signature` (what a map is computed from, what an earlier run
+  finished), :mod:`~sglrp.explain.loop` (the unit of work :func:`explain_batch` and the driver
+  :class:`Run`), :mod:`~sglrp.explain.manifest` (locked appends, reading with latest-wins);
+* outputs: :mod:`~sglrp.explain.outputs` (names, atomic writes);
+* :mod:`~sglrp.explain.cli`: the command-line parser on top.
 
-and one line per image x method x target in ``manifest.jsonl``. ``<name>`` is the file stem
-(characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``); where two inputs
-of one run share a stem, each gets ``-`` and 8 hex digits of the SHA-1 of its absolute path.
-``<target>`` is ``auto`` (the predicted class) or the class id.
+For every image, method and target the command writes into ``--out`` (one flat folder)
+
+* ``<key>.npy``: the raw relevance (float32, shaped like the model input),
+* ``<key>.heatmap.png``: the map coloured by :func:`sglrp.plot.to_rgb`,
+* ``<key>.overlay.png``: the map over the grey input image,
+
+and appends one record to ``manifest.jsonl`` (fields: :mod:`~sglrp.explain.manifest`). The
+key is ``<stem>__<method>__<target>__<digest>``: ``<stem>`` is the file stem (letters and digits
+of any script, ``.``, ``_``, ``-``; anything else becomes ``_``), ``<target>`` is ``auto`` (the
+predicted class) or the class id, and ``<digest>`` 12 hex digits of the SHA-256 of the map's
+signature: model (by name, or a model file's content hash), weights (content hash), method and
+its options, target, and the SHA-256 of the image file's content
+(:mod:`~sglrp.explain.signature`). Outputs computed from different images or settings therefore
+never share a name, whatever the file names.
 
 Models and their input:
 
@@ -22,23 +36,40 @@ Models and their input:
   size and channels (1: grey, 3: RGB) come from the model, pixels are divided by 255, and
   ``low, high`` default to ``0, 1``: pass ``--low/--high`` if the model expects another range.
 
-Memory stays bounded: images are read and preprocessed in batches of ``--batch-size`` by a
-generator, and the run goes method by method, with one analyzer alive at a time (built once,
-closed when its method is done); each image is therefore read once per method. Outputs are
-written atomically (a temporary file in the output directory, then ``os.replace``); a re-run
-skips every image whose outputs for a method all exist (``--overwrite`` redoes them), and the
-manifest of a re-run marks them "skipped". File names do not name the model: use one ``--out``
-per model. Bad images are reported on stderr and in the manifest and the others processed; the
-exit code is 0 if all went well, 1 if any image failed, 2 for a bad command line (found before
-any work). The last line on stderr sums up: ``done: N ok, S skipped, M failed, peak RSS X MB``.
+Memory stays bounded: images are read and preprocessed in batches of ``--batch-size``, and the
+run goes method by method, with one analyzer alive at a time (built once, closed when its method
+is done); each image is therefore read once per method.
+
+Reliability: a re-run reuses a map only when a manifest record with the same key and an equal
+signature says it was finished and its files are there (``--overwrite`` computes everything
+again); the reused record keeps its ``target_id`` and ``top_k_*``. Outputs are written
+atomically (temporary file, fsync, ``os.replace``) with the mode the umask gives; each record is
+appended as one line under an advisory lock and fsynced, so concurrent runs into one ``--out``
+keep every record and a killed run keeps every record it counted. When reading the manifest the
+last record per image x method x target wins (:func:`latest`). Ctrl-C and SIGTERM stop the run
+with one line and the summary (exit 130, 143), a full disk likewise (exit 1). Bad images are
+reported on stderr and in the manifest and the others processed; the exit code is 0 if all went
+well, 1 if any image failed, 2 for a bad command line (found before any work). The last line on
+stderr sums up: ``done: N ok, S skipped, M failed, peak RSS X MB``.
 """
 
 from .cli import add_parser, parse_formats, parse_methods, run
 from .errors import ImageError, UsageError
-from .inputs import IMAGE_SUFFIXES, Batch, expand_inputs, iter_batches, load_input, read_image
-from .manifest import MANIFEST
+from .inputs import (
+    IMAGE_SUFFIXES,
+    Batch,
+    expand_inputs,
+    iter_batches,
+    load_input,
+    read_batch,
+    read_image,
+    read_input,
+)
+from .loop import BatchResult, Job, Run, explain_batch
+from .manifest import MANIFEST, ManifestWriter, latest, read_manifest
 from .model import AUTO, ModelInfo, imagenet_class_names, load_model_info, parse_targets
-from .outputs import FORMATS, output_names
+from .outputs import FORMATS, output_files, output_key, output_stem
+from .signature import Resume, map_signature, method_signature, model_identity
 
 __all__ = [
     "AUTO",
@@ -49,16 +80,31 @@ __all__ = [
     "UsageError",
     "ImageError",
     "Batch",
+    "Job",
+    "BatchResult",
+    "Run",
+    "Resume",
+    "ManifestWriter",
     "load_model_info",
     "imagenet_class_names",
+    "model_identity",
+    "method_signature",
+    "map_signature",
     "parse_methods",
     "parse_formats",
     "parse_targets",
     "expand_inputs",
-    "output_names",
+    "output_stem",
+    "output_key",
+    "output_files",
     "read_image",
+    "read_input",
+    "read_batch",
     "load_input",
     "iter_batches",
+    "explain_batch",
+    "read_manifest",
+    "latest",
     "run",
     "add_parser",
 ]

@@ -1,20 +1,33 @@
-"""``sglrp explain`` on the command line: the parser, the checks, the summary."""
+"""``sglrp explain`` on the command line: the parser, the checks, signals, the summary.
+
+The thinnest layer: arguments are checked (values by their argparse types, names against the
+registry and the model), then :class:`~sglrp.explain.loop.Run` does the work. Ctrl-C (SIGINT)
+and SIGTERM stop the run between two steps: one line says so, the summary follows, exit code
+130 (SIGINT) or 143 (SIGTERM); a second signal ends the process at once. A full disk, a file
+size limit or a quota (``ENOSPC``, ``EFBIG``, ``EDQUOT``) stops it the same way with exit code 1.
+What was finished is in the manifest either way; the same command resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
+from ..arguments import finite_float, output_dir, positive_float, positive_int
 from .errors import UsageError
 from .inputs import expand_inputs
 from .loop import Run
 from .manifest import MANIFEST
 from .model import AUTO, load_model_info, parse_targets, split_commas
-from .outputs import FORMATS, output_names
+from .outputs import FORMATS, is_disk_full
 
 __all__ = ["parse_methods", "parse_formats", "run", "add_parser"]
-
 
 def parse_methods(text: str) -> list[str]:
     """Comma-separated method names, checked against the registry (duplicates dropped)."""
@@ -41,7 +54,6 @@ def parse_formats(text: str) -> list[str]:
     return names
 
 
-
 def _peak_rss_mb() -> float | None:
     try:
         import resource
@@ -55,60 +67,180 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+class _Signals:
+    """While active (main thread only): SIGINT and SIGTERM raise ``KeyboardInterrupt`` once and
+    remember which it was; a second one ends the process by the signal's default action.
 
-def run(args) -> int:
-    """Run ``sglrp explain`` with parsed arguments; returns the exit code (0, 1 or 2)."""
-    from ..models import WeightsUnavailableError
+    Inside :meth:`held` the first signal waits until the block ends. (Blocking the signal with
+    ``pthread_sigmask`` would not do: it blocks one thread, and TensorFlow's threads would
+    take the signal for the process.)
+    """
 
-    def usage(message) -> int:
-        print(f"sglrp explain: error: {message}", file=sys.stderr)
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict = {}
+        self._holding = 0
+        self._pending = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+            if self._holding:
+                self._pending = True
+                return
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    @contextlib.contextmanager
+    def held(self):
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if not self._holding and self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+
+
+class _Command:
+    """One ``sglrp explain`` invocation: checks, the run, messages and the summary line."""
+
+    def __init__(self, args, signals: _Signals) -> None:
+        self.args, self.signals = args, signals
+        self.out = Path(args.out)
+        self.run: Run | None = None
+        self.bar = None
+
+    def say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    def usage(self, message) -> int:
+        self.say(f"sglrp explain: error: {message}")
         return 2
 
-    try:
-        if args.batch_size < 1:
-            raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-        if args.top_k < 1:
-            raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
+    def prepare(self) -> Run:
+        """Check everything, load the model, open the manifest (raises UsageError)."""
+        from ..models import WeightsUnavailableError
+        from .signature import model_identity
+
+        args = self.args
+        if args.low is not None and args.high is not None and not args.low < args.high:
+            raise UsageError(f"--low must be below --high, got {args.low} and {args.high}")
         methods = parse_methods(args.method)
         formats = parse_formats(args.format)
-        paths = expand_inputs(args.images)
-        if not paths:
+        images = expand_inputs(args.images)
+        if not images:
             raise UsageError(f"no images found in {' '.join(args.images)}")
-        info = load_model_info(args.model, args.weights, args.low, args.high)
+        try:
+            info = load_model_info(args.model, args.weights, args.low, args.high)
+            identity = model_identity(args.model, args.weights)
+        except WeightsUnavailableError as err:
+            raise UsageError(str(err)) from None
+        except OSError as err:
+            raise UsageError(f"cannot read the model or weights file: {err}") from None
         targets = parse_targets(args.target, info)
         if not info.low < info.high:
             raise UsageError(f"--low must be below --high, got {info.low} and {info.high}")
-    except (UsageError, WeightsUnavailableError) as err:
-        return usage(err)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            return Run(info=info, identity=identity, images=images, methods=methods,
+                       targets=targets, formats=formats, out=self.out, relu=args.relu,
+                       batch_size=args.batch_size, top_k=args.top_k,
+                       max_megapixels=args.max_megapixels, overwrite=args.overwrite,
+                       say=self.say, progress=lambda n: self.bar and self.bar.update(n),
+                       interrupted=lambda: self.signals.received is not None,
+                       hold=self.signals.held)
+        except OSError as err:
+            raise UsageError(f"cannot write to --out {str(self.out)!r}: {err}") from None
 
-    from tqdm import tqdm
+    def execute(self) -> int:
+        from tqdm import tqdm
 
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        state = Run(args, info, paths, output_names(paths), targets, formats)
-    except OSError as err:
-        return usage(f"cannot write to --out {str(out)!r}: {err}")
-    if not args.quiet:
-        state.say(f"explain: {_count(len(paths), 'image')} x {_count(len(methods), 'method')} "
-                  f"({', '.join(methods)}) x {_count(len(targets), 'target')}, model "
-                  f"{info.name} -> {out}")
-    complete = False
-    try:
-        with tqdm(total=len(paths) * len(methods), disable=True if args.quiet else None,
-                  file=sys.stderr, unit="img", dynamic_ncols=True) as state.bar:
-            for method in methods:
-                state.method(method)
-        complete = True
-    finally:
-        state.bar = None
-        state.close(complete)
-    peak = _peak_rss_mb()
-    counts = state.counts
-    print(f"done: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} failed"
-          f"{'' if peak is None else f', peak RSS {peak:.0f} MB'} (manifest: {out / MANIFEST})",
-          file=sys.stderr)
-    return 1 if counts["error"] else 0
+        run = self.run
+        if not self.args.quiet:
+            info = run.info
+            self.say(f"explain: {_count(len(run.images), 'image')} x "
+                     f"{_count(len(run.methods), 'method')} ({', '.join(run.methods)}) x "
+                     f"{_count(len(run.targets), 'target')}, model {info.name} -> {self.out}")
+        with tqdm(total=len(run.images) * len(run.methods), file=sys.stderr, unit="img",
+                  disable=True if self.args.quiet else None, dynamic_ncols=True) as self.bar:
+            run.execute()
+        self.bar = None
+        self.summary("done")
+        return 1 if run.counts["error"] else 0
+
+    def stopped(self, message: str) -> None:
+        """One line saying why the run stopped and how to go on, then the summary."""
+        if self.bar is not None:
+            with contextlib.suppress(Exception):
+                self.bar.close()
+            self.bar = None
+        if self.run is not None:
+            message += (f"; finished maps are recorded in {self.out / MANIFEST}, run the same "
+                        "command again to do the rest")
+        self.say(f"sglrp explain: {message}")
+        self.summary("stopped")
+
+    def summary(self, word: str) -> None:
+        counts = self.run.counts if self.run is not None else {"ok": 0, "skipped": 0,
+                                                                "error": 0}
+        text = f"{word}: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} failed"
+        if word != "done" and self.run is not None:
+            text += f", {self.run.total - sum(counts.values())} not done"
+        peak = _peak_rss_mb()
+        if peak is not None:
+            text += f", peak RSS {peak:.0f} MB"
+        if self.run is not None:
+            text += f" (manifest: {self.out / MANIFEST})"
+        self.say(text)
+
+
+def _write_error(err: OSError) -> str:
+    name = errno.errorcode.get(err.errno, "") if err.errno else ""
+    where = f" {err.filename}" if err.filename else ""
+    reason = err.strerror or str(err)
+    return f"error: cannot write{where}: {reason}{f' ({name})' if name else ''}"
+
+
+def run(args) -> int:
+    """Run ``sglrp explain`` with arguments parsed by :func:`add_parser`'s parser.
+
+    Returns the exit code: 0 all done, 1 some images failed or the disk is full, 2 bad
+    arguments (found before any work), 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
+    """
+    with _Signals() as signals:
+        command = _Command(args, signals)
+        try:
+            try:
+                command.run = command.prepare()
+            except UsageError as err:
+                return command.usage(err)
+            try:
+                return command.execute()
+            except OSError as err:  # a full disk, or the folder became unwritable
+                command.stopped(_write_error(err) if is_disk_full(err) else f"error: {err}")
+                return 1
+            finally:
+                command.run.close()
+        except KeyboardInterrupt:
+            signum = signals.received or signal.SIGINT
+            command.stopped(f"interrupted ({signal.Signals(signum).name})")
+            return 128 + signum
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -117,8 +249,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "explain",
         help="relevance maps of image files, saved with a manifest",
         description="Explain images with one or more methods; save the maps (.npy), heatmaps "
-        "and overlays (.png) and a manifest.jsonl in --out. Exit code 0: all done, 1: some "
-        "images failed, 2: bad arguments.",
+        "and overlays (.png) and a manifest.jsonl in --out. A re-run reuses the maps computed "
+        "from the same image content with the same model, weights, method, target and options. "
+        "Exit code 0: all done, 1: some images failed or the disk is full, 2: bad arguments, "
+        "130/143: interrupted by SIGINT/SIGTERM.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files, or directories (their image files, not recursive)")
@@ -131,22 +265,26 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--target", default=AUTO,
                    help="comma-separated targets: auto (the predicted class, default), class "
                    "ids, or class names; one map per target")
-    p.add_argument("--out", default="results", help="output directory (default results)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
-    p.add_argument("--low", type=float, default=None,
+    p.add_argument("--out", default="results", type=output_dir,
+                   help="output folder (default results); outputs and manifest.jsonl go "
+                   "directly into it")
+    p.add_argument("--batch-size", type=positive_int, default=8,
+                   help="images per batch, >= 1 (default 8)")
+    p.add_argument("--low", type=finite_float, default=None,
                    help="lowest model input value, for lrp/clrp/sglrp (default: per model)")
-    p.add_argument("--high", type=float, default=None,
+    p.add_argument("--high", type=finite_float, default=None,
                    help="highest model input value, for lrp/clrp/sglrp (default: per model)")
     p.add_argument("--relu", action="store_true", help="keep only positive relevance")
     p.add_argument("--format", default="png,npy",
                    help="comma-separated outputs: npy (raw maps), png (heatmap and overlay)")
     p.add_argument("--overwrite", action="store_true",
-                   help="redo images whose outputs exist (default: skip them)")
+                   help="compute everything again (default: reuse the maps an earlier run "
+                   "computed from the same image content and settings)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (shown on a terminal) and no start message")
-    p.add_argument("--top-k", type=int, default=5,
-                   help="predicted classes kept in the manifest (default 5)")
-    p.add_argument("--max-megapixels", type=float, default=50.0,
-                   help="larger images are reported and skipped (default 50)")
+    p.add_argument("--top-k", type=positive_int, default=5,
+                   help="predicted classes kept in the manifest, >= 1 (default 5)")
+    p.add_argument("--max-megapixels", type=positive_float, default=50.0,
+                   help="larger images are reported and skipped; > 0 (default 50)")
     p.set_defaults(run=run)
     return p

@@ -11,3 +11,6 @@ class UsageError(ValueError):
 
 class ImageError(ValueError):
     """One image cannot be used (missing, not an image, too large, ...)."""
+
+    #: ``"sha256:<hex>"`` of the file's content when it could be read, else ``None``.
+    input_sha256: str | None = None

@@ -1,11 +1,17 @@
-"""Inputs of a run: image paths, decoding to the model's size, batches of preprocessed images."""
+"""Inputs of a run: image paths, decoding to the model's size, batches of preprocessed images.
+
+Each image file is opened once per batch: its content is hashed (SHA-256, part of the run
+signature, :mod:`sglrp.explain.signature`) and decoded from the same open file, so the hash
+recorded with a map is the hash of the bytes the map was computed from.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +19,29 @@ import numpy as np
 from .errors import ImageError
 from .model import ModelInfo
 
-__all__ = ["IMAGE_SUFFIXES", "expand_inputs", "read_image", "load_input", "Batch", "iter_batches"]
+__all__ = ["IMAGE_SUFFIXES", "expand_inputs", "read_image", "read_input", "load_input", "Batch",
+           "read_batch", "iter_batches"]
 
 #: File suffixes taken from a directory (files named on the command line are always tried).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+_CHUNK = 1 << 20
 
 
-def expand_inputs(items: Sequence[str]) -> list[Path]:
+def expand_inputs(items: Sequence[str]) -> list[str]:
     """Files as given and the image files directly inside directories (sorted, not recursive).
 
-    Paths that do not exist are kept: reading them reports the problem. Duplicates are dropped.
+    Paths are returned as given (a file in a given directory: ``os.path.join(directory, name)``),
+    so that the manifest names them as the user did. Paths that do not exist are kept: reading
+    them reports the problem. Duplicates (by absolute path) are dropped.
     """
-    out: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir()
-                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+    out: list[str] = []
+    for item in map(str, items):
+        if os.path.isdir(item):
+            names = sorted(p.name for p in Path(item).iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            out.extend(os.path.join(item, name) for name in names)
         else:
-            out.append(path)
+            out.append(item)
     seen: set[str] = set()
     unique = []
     for path in out:
@@ -40,7 +50,6 @@ def expand_inputs(items: Sequence[str]) -> list[Path]:
             seen.add(key)
             unique.append(path)
     return unique
-
 
 
 def read_image(path, size: tuple, channels: int, max_megapixels: float = 50.0) -> np.ndarray:
@@ -54,24 +63,47 @@ def read_image(path, size: tuple, channels: int, max_megapixels: float = 50.0) -
     ImageError
         If the file is missing, not an image, unreadable, or larger than ``max_megapixels``.
     """
+    return read_input(path, size, channels, max_megapixels)[0]
+
+
+def read_input(path, size: tuple, channels: int,
+               max_megapixels: float = 50.0) -> tuple[np.ndarray, str]:
+    """:func:`read_image`, and ``"sha256:<hex>"`` of the file content it decoded.
+
+    Raises
+    ------
+    ImageError
+        As :func:`read_image`; its ``input_sha256`` is the content's hash when the file could
+        be read but not decoded, else ``None``.
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise ImageError("not a file" if path.exists() else "no such file")
+    sha = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # decompression-bomb and palette warnings
-            image = Image.open(path)
-            return _decode(image, size, channels, max_megapixels)
-    except ImageError:
+        with open(path, "rb") as f:
+            h = hashlib.sha256()
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+            sha = f"sha256:{h.hexdigest()}"
+            f.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # decompression-bomb and palette warnings
+                return _decode(Image.open(f), size, channels, max_megapixels), sha
+    except ImageError as err:
+        err.input_sha256 = sha
         raise
     except UnidentifiedImageError:
-        raise ImageError("not an image (or an unsupported format)") from None
+        message = "not an image (or an unsupported format)"
     except Image.DecompressionBombError as err:
-        raise ImageError(f"image too large: {err}") from None
+        message = f"image too large: {err}"
     except (OSError, ValueError, SyntaxError) as err:
-        raise ImageError(f"cannot read image: {err}") from None
+        message = f"cannot read image: {err}"
+    err = ImageError(message)
+    err.input_sha256 = sha
+    raise err
 
 
 def _decode(image, size: tuple, channels: int, max_megapixels: float) -> np.ndarray:
@@ -110,27 +142,37 @@ def load_input(path, info: ModelInfo, max_megapixels: float = 50.0) -> np.ndarra
 
 @dataclass
 class Batch:
-    """Images read together: the good ones (indices, uint8 pixels, model input) and failures."""
+    """Images read together: the good ones (indices, uint8 pixels, model input, content hashes)
+    and the failures ``(index, message, content hash or None)``."""
 
     indices: list
     pixels: np.ndarray | None
     x: np.ndarray | None
-    errors: list  # [(index, message)]
+    errors: list  # [(index, message, input_sha256)]
+    input_sha256: list = field(default_factory=list)
 
 
-def iter_batches(paths: Sequence[Path], indices: Sequence[int], info: ModelInfo,
+def read_batch(paths: Sequence, indices: Sequence[int], info: ModelInfo,
+               max_megapixels: float = 50.0) -> Batch:
+    """Read, hash and preprocess ``paths[i]`` for ``i`` in ``indices``."""
+    good, pixels, hashes, errors = [], [], [], []
+    for i in indices:
+        try:
+            image, sha = read_input(paths[i], info.size, info.channels, max_megapixels)
+        except ImageError as err:
+            errors.append((i, str(err), getattr(err, "input_sha256", None)))
+            continue
+        good.append(i)
+        pixels.append(image)
+        hashes.append(sha)
+    if not good:
+        return Batch([], None, None, errors, [])
+    stacked = np.stack(pixels)
+    return Batch(good, stacked, np.asarray(info.preprocess(stacked), np.float32), errors, hashes)
+
+
+def iter_batches(paths: Sequence, indices: Sequence[int], info: ModelInfo,
                  batch_size: int, max_megapixels: float = 50.0) -> Iterator[Batch]:
-    """Read and preprocess ``paths[i]`` for ``i`` in ``indices``, ``batch_size`` at a time."""
+    """:func:`read_batch` over ``indices``, ``batch_size`` at a time."""
     for start in range(0, len(indices), batch_size):
-        good, pixels, errors = [], [], []
-        for i in indices[start:start + batch_size]:
-            try:
-                pixels.append(read_image(paths[i], info.size, info.channels, max_megapixels))
-                good.append(i)
-            except ImageError as err:
-                errors.append((i, str(err)))
-        if good:
-            stacked = np.stack(pixels)
-            yield Batch(good, stacked, np.asarray(info.preprocess(stacked), np.float32), errors)
-        else:
-            yield Batch([], None, None, errors)
+        yield read_batch(paths, indices[start:start + batch_size], info, max_megapixels)

@@ -1,22 +1,85 @@
-"""The run loop: method by method, batch by batch, one analyzer alive at a time."""
+"""The run loop: method by method, batch by batch, one analyzer alive at a time.
+
+Two parts, so that the work can be spread over processes later:
+
+* :func:`explain_batch` is the unit of work: a :class:`Job` (plain data: image paths, method,
+  signature, targets, output folder, formats) is read, hashed and decoded, analyzed, and its
+  outputs written; it returns the manifest records as plain dicts and writes no manifest. A
+  worker only needs the model (:class:`~sglrp.explain.model.ModelInfo`) and an analyzer of the
+  job's method.
+* :class:`Run` is the driver: it decides per method which images an earlier run already
+  finished (:class:`~sglrp.explain.signature.Resume`), builds the analyzer, cuts the rest into
+  jobs, and appends every record to the manifest, whose only writer it is.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-import json
-import os
-import sys
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .inputs import Batch, iter_batches
-from .manifest import MANIFEST, read_previous
+from .inputs import read_batch
+from .manifest import MANIFEST, ManifestWriter, make_record, read_manifest
 from .model import AUTO, ModelInfo
-from .outputs import atomic_write, output_files, save_png
+from .outputs import (
+    DiskFullError,
+    output_files,
+    output_key,
+    output_stem,
+    sync_dir,
+    write_outputs,
+)
+from .signature import Resume, digest, file_sha256, map_signature, method_signature
 
-__all__ = ["Run"]
+__all__ = ["Job", "BatchResult", "analyzer_options", "explain_batch", "Run"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One batch of work, as plain data.
+
+    Attributes
+    ----------
+    method : str
+        The method name (the analyzer given to :func:`explain_batch` must be of this method).
+    signature : dict
+        :func:`~sglrp.explain.signature.method_signature` of the method in this run.
+    targets : tuple
+        ``"auto"`` or class ids; one map per image and target.
+    images : tuple of str
+        Image paths as given on the command line.
+    out : str
+        The output folder.
+    formats : tuple of str
+        ``"npy"``, ``"png"``.
+    top_k : int
+        Most probable classes to record.
+    max_megapixels : float
+        Larger images are reported and skipped.
+    """
+
+    method: str
+    signature: dict
+    targets: tuple
+    images: tuple
+    out: str
+    formats: tuple = ("npy", "png")
+    top_k: int = 5
+    max_megapixels: float = 50.0
+
+
+@dataclass
+class BatchResult:
+    """What :func:`explain_batch` did: one record per image and target that it got to, and
+    ``stop = (errno, strerror, filename)`` if a full disk (a size limit, a quota) ended it."""
+
+    records: list = field(default_factory=list)
+    stop: tuple | None = None
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -25,151 +88,238 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def analyzer_options(method: str, info: ModelInfo, relu: bool = False) -> dict:
+    """The keyword arguments of ``method``'s analyzer in a run (part of its signature)."""
+    from ..registry import METHODS
+
+    options = {"relu": bool(relu)}
+    if "low" in inspect.signature(METHODS[method]).parameters:
+        options.update(low=float(info.low), high=float(info.high))
+    return options
+
+
+def create_method_analyzer(method: str, info: ModelInfo, options: dict):
+    """The analyzer of ``method`` for the run's model (its softmax warning silenced)."""
+    from ..registry import create_analyzer
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="model .* ends in a softmax")
+        return create_analyzer(method, info.model, **options)
+
+
+def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
+    """Read, analyze and write one batch; return its manifest records (nothing is appended).
+
+    Every image gets one record per target: ``"ok"`` with its outputs, or ``"error"`` (image
+    unreadable, analysis or write failed). Outputs are written atomically and the folder is
+    synced before returning, so a record never names a file that is not on disk. A full disk
+    (``ENOSPC``, ``EFBIG``, ``EDQUOT``) ends the batch: the records so far come back with
+    ``stop`` set.
+    """
+    out = Path(job.out)
+    batch = read_batch(job.images, range(len(job.images)), info, job.max_megapixels)
+    result = BatchResult()
+
+    def record(image, target, sha, status, **fields) -> None:
+        signature = map_signature(job.signature, target, sha)
+        key = None if sha is None else output_key(output_stem(image), job.method, target,
+                                                  digest(signature))
+        outputs = output_files(key, job.formats) if status == "ok" else {}
+        result.records.append(make_record(
+            key=key, image=image, model=info.name, method=job.method, target=target,
+            status=status, signature=signature, outputs=outputs, class_name=info.class_name,
+            **fields))
+
+    for i, message, sha in batch.errors:
+        for target in job.targets:
+            record(job.images[i], target, sha, "error", error=message)
+    if not batch.indices:
+        return result
+    k = min(job.top_k, info.n_classes)
+    probs = _softmax(analyzer.predict_logits(batch.x))
+    predicted = probs.argmax(axis=1)
+    top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    try:
+        for target in job.targets:
+            ids = predicted if target == AUTO else np.full(len(batch.indices), target)
+            try:
+                maps = analyzer.analyze(batch.x, target=ids)
+            except Exception as err:  # e.g. a numerical failure: this batch and target only
+                for j, i in enumerate(batch.indices):
+                    record(job.images[i], target, batch.input_sha256[j], "error",
+                           error=f"{job.method} failed: {err}")
+                continue
+            for j, i in enumerate(batch.indices):
+                image, sha = job.images[i], batch.input_sha256[j]
+                key = output_key(output_stem(image), job.method, target,
+                                 digest(map_signature(job.signature, target, sha)))
+                try:
+                    write_outputs(out, output_files(key, job.formats), batch.pixels[j], maps[j])
+                except DiskFullError as err:
+                    result.stop = (err.errno, err.strerror, err.filename)
+                    return result
+                except OSError as err:
+                    record(image, target, sha, "error", error=f"cannot write outputs: {err}")
+                    continue
+                record(image, target, sha, "ok", target_id=int(ids[j]),
+                       top=(top_ids[j], probs[j, top_ids[j]]))
+    finally:
+        sync_dir(out)
+    return result
+
+
 class Run:
-    """State of one ``explain`` run: outputs, manifest, counters and messages."""
+    """One ``explain`` run on the driver: resume decisions, analyzers, jobs, the manifest.
 
-    def __init__(self, args, info: ModelInfo, paths, names, targets, formats) -> None:
-        self.args, self.info, self.paths, self.names = args, info, paths, names
-        self.targets, self.formats = targets, formats
-        self.out = Path(args.out)
+    Parameters
+    ----------
+    info : ModelInfo
+        The model.
+    identity : dict
+        :func:`~sglrp.explain.signature.model_identity` of the model and weights.
+    images : sequence of str
+        Image paths as given.
+    methods, targets, formats : sequence
+        What to compute and write.
+    out : path
+        The output folder (it must exist); ``manifest.jsonl`` is appended there.
+    relu, batch_size, top_k, max_megapixels, overwrite
+        The command's options.
+    say : callable
+        Prints one message line.
+    progress : callable
+        Called with the number of images done (per method) after each step.
+    interrupted : callable
+        Whether a stop was asked for (a signal); checked after each batch.
+    hold : callable
+        Returns a context manager that holds a stop (a signal) back while it is active: each
+        record is appended and counted inside one.
+    """
+
+    def __init__(self, *, info: ModelInfo, identity: dict, images: Sequence[str],
+                 methods: Sequence[str], targets: Sequence, formats: Sequence[str], out,
+                 relu: bool = False, batch_size: int = 8, top_k: int = 5,
+                 max_megapixels: float = 50.0, overwrite: bool = False,
+                 say: Callable[[str], None] = print,
+                 progress: Callable[[int], None] = lambda n: None,
+                 interrupted: Callable[[], bool] = lambda: False,
+                 hold: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 ) -> None:
+        self.info, self.identity, self.images = info, identity, list(images)
+        self.methods, self.targets, self.formats = list(methods), list(targets), tuple(formats)
+        self.out = Path(out)
+        self.relu, self.batch_size, self.top_k = relu, batch_size, top_k
+        self.max_megapixels, self.overwrite = max_megapixels, overwrite
+        self.say, self.progress, self.interrupted, self.hold = say, progress, interrupted, hold
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
-        self.reported: set[tuple] = set()
-        self.previous = read_previous(self.out / MANIFEST)
-        self.manifest = open(self.out / f"{MANIFEST}.part", "w", encoding="utf8")
-        self.bar = None
+        #: Records this run will write when it completes.
+        self.total = len(self.images) * len(self.methods) * len(self.targets)
+        self._reported: set[tuple] = set()
+        self._input_sha: dict[int, str | None] = {}
+        self.resume = Resume([] if overwrite else read_manifest(self.out / MANIFEST), self.out,
+                             self.formats, min(top_k, info.n_classes))
+        self.manifest = ManifestWriter(self.out / MANIFEST)
 
-    def base(self, i: int, method: str, target) -> str:
-        return f"{self.names[i]}__{method}__{target}"
+    # -- the records ----------------------------------------------------------------------------
+    def add(self, record: dict, report: bool = True) -> None:
+        """Append ``record`` to the manifest, count it, and report its error once per image."""
+        with self.hold():  # appended if and only if counted
+            self.manifest.append(record)
+            self.counts[record["status"]] += 1
+        message = record.get("error")
+        if report and message and (record["image"], message) not in self._reported:
+            self._reported.add((record["image"], message))
+            self.say(f"error: {record['image']}: {message}")
 
-    def say(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr, flush=True)
+    def _sha(self, i: int) -> str | None:
+        if i not in self._input_sha:
+            try:
+                self._input_sha[i] = file_sha256(self.images[i])
+            except OSError:
+                self._input_sha[i] = None
+        return self._input_sha[i]
 
-    def record(self, i: int, method: str, target, status: str, error: str | None = None,
-               target_id=None, top=None) -> None:
-        key = self.base(i, method, target)
-        record = {
-            "key": key,
-            "image": str(self.paths[i]),
-            "model": self.info.name,
-            "method": method,
-            "target": target,
-            "target_id": target if target_id is None and target != AUTO else target_id,
-            "target_name": None,
-            "top_k_ids": None,
-            "top_k_names": None,
-            "top_k_probs": None,
-            "outputs": output_files(key, self.formats),
-            "status": status,
-            "error": error,
-        }
-        if status == "skipped":
-            old = self.previous.get(key, {})
-            for name in ("target_id", "top_k_ids", "top_k_names", "top_k_probs"):
-                if old.get(name) is not None:
-                    record[name] = old[name]
-        if top is not None:
-            ids, probs = top
-            record["top_k_ids"] = [int(c) for c in ids]
-            record["top_k_names"] = [self.info.class_name(c) for c in ids]
-            record["top_k_probs"] = [round(float(p), 6) for p in probs]
-        if record["target_id"] is not None:
-            record["target_name"] = self.info.class_name(record["target_id"])
-        self.counts[status] += 1
-        self.manifest.write(json.dumps(record) + "\n")
-        self.manifest.flush()
+    def _reusable(self, i: int, method: str, signature: dict) -> list | None:
+        """``skipped`` records for every target of image ``i``, or ``None`` to compute it."""
+        image, stem = self.images[i], output_stem(self.images[i])
+        if not all(self.resume.may_have(stem, method, t) for t in self.targets):
+            return None  # nothing of this name was finished: no need to hash the file
+        sha = self._sha(i)
+        if sha is None:
+            return None
+        records = []
+        k = min(self.top_k, self.info.n_classes)
+        for target in self.targets:
+            full = map_signature(signature, target, sha)
+            key = output_key(stem, method, target, digest(full))
+            old = self.resume.find(key, full)
+            if old is None:
+                return None
+            probs = [float("nan") if p is None else p for p in old["top_k_probs"][:k]]
+            records.append(make_record(
+                key=key, image=image, model=self.info.name, method=method, target=target,
+                status="skipped", signature=full, outputs=output_files(key, self.formats),
+                target_id=old["target_id"], class_name=self.info.class_name,
+                top=(old["top_k_ids"][:k], probs)))
+        return records
 
-    def fail(self, i: int, method: str, message: str, targets=None) -> None:
-        if (i, message) not in self.reported:
-            self.reported.add((i, message))
-            self.say(f"error: {self.paths[i]}: {message}")
-        for target in self.targets if targets is None else targets:
-            self.record(i, method, target, "error", message)
+    # -- the loop -------------------------------------------------------------------------------
+    def execute(self) -> None:
+        """Every method in turn.
 
-    def done(self, i: int, method: str) -> bool:
-        if self.args.overwrite:
-            return False
-        return all((self.out / name).is_file()
-                   for t in self.targets
-                   for name in output_files(self.base(i, method, t), self.formats).values())
+        Raises
+        ------
+        DiskFullError
+            When nothing more can be written (what was finished is recorded).
+        """
+        for method in self.methods:
+            self.run_method(method)
 
-    def write(self, i: int, method: str, target, pixels, h) -> None:
-        files = output_files(self.base(i, method, target), self.formats)
-        if "npy" in files:
-            array = np.asarray(h, np.float32)
-            atomic_write(self.out / files["npy"], lambda f: np.save(f, array))
-        if "heatmap" in files:
-            from ..plot import overlay_rgb, to_rgb
-
-            save_png(self.out / files["heatmap"], to_rgb(h))
-            save_png(self.out / files["overlay"], overlay_rgb(pixels, h))
-
-    def method(self, method: str) -> None:
-        from ..registry import METHODS, create_analyzer
-
+    def run_method(self, method: str) -> None:
+        options = analyzer_options(method, self.info, self.relu)
+        signature = method_signature(self.identity, method, options)
         pending = []
-        for i in range(len(self.paths)):
-            if self.done(i, method):
-                for target in self.targets:
-                    self.record(i, method, target, "skipped")
-                self.bar.update(1)
-            else:
+        for i in range(len(self.images)):
+            reused = None if self.overwrite else self._reusable(i, method, signature)
+            if reused is None:
                 pending.append(i)
+                continue
+            for record in reused:
+                self.add(record)
+            self.progress(1)
         if not pending:
             return
-        kwargs = {"relu": self.args.relu}
-        if "low" in inspect.signature(METHODS[method]).parameters:
-            kwargs.update(low=self.info.low, high=self.info.high)
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="model .* ends in a softmax")
-                analyzer = create_analyzer(method, self.info.model, **kwargs)
+            analyzer = create_method_analyzer(method, self.info, options)
         except Exception as err:  # a method that does not fit this model: report, go on
             message = f"cannot create {method}: {err}"
             self.say(f"error: {message}")
             for i in pending:
                 for target in self.targets:
-                    self.record(i, method, target, "error", message)
-                self.bar.update(1)
+                    self.add(make_record(
+                        key=None, image=self.images[i], model=self.info.name, method=method,
+                        target=target, status="error", error=message,
+                        signature=map_signature(signature, target, None)), report=False)
+                self.progress(1)
             return
         try:
-            batches = iter_batches(self.paths, pending, self.info, self.args.batch_size,
-                                   self.args.max_megapixels)
-            for batch in batches:
-                for i, message in batch.errors:
-                    self.fail(i, method, message)
-                if batch.indices:
-                    self._analyze(analyzer, method, batch)
-                self.bar.update(len(batch.indices) + len(batch.errors))
+            for start in range(0, len(pending), self.batch_size):
+                chunk = pending[start:start + self.batch_size]
+                job = Job(method, signature, tuple(self.targets),
+                          tuple(self.images[i] for i in chunk), str(self.out), self.formats,
+                          self.top_k, self.max_megapixels)
+                result = explain_batch(job, analyzer, self.info)
+                stopping = self.interrupted()
+                for record in result.records:  # an interrupt may surface as an error inside
+                    if not (stopping and record["status"] == "error"):  # TF: not recorded
+                        self.add(record)
+                if stopping:
+                    raise KeyboardInterrupt
+                if result.stop is not None:
+                    raise DiskFullError(*result.stop)
+                self.progress(len(chunk))
         finally:
             analyzer.close()
 
-    def _analyze(self, analyzer, method: str, batch: Batch) -> None:
-        k = min(self.args.top_k, self.info.n_classes)
-        probs = _softmax(analyzer.predict_logits(batch.x))
-        predicted = probs.argmax(axis=1)
-        top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        for target in self.targets:
-            ids = predicted if target == AUTO else np.full(len(batch.indices), target)
-            try:
-                maps = analyzer.analyze(batch.x, target=ids)
-            except Exception as err:  # e.g. a numerical failure: this batch only
-                for i in batch.indices:
-                    self.fail(i, method, f"{method} failed: {err}", [target])
-                continue
-            for j, i in enumerate(batch.indices):
-                try:
-                    self.write(i, method, target, batch.pixels[j], maps[j])
-                except OSError as err:
-                    self.fail(i, method, f"cannot write outputs: {err}", [target])
-                    continue
-                self.record(i, method, target, "ok", target_id=int(ids[j]),
-                            top=(top_ids[j], probs[j, top_ids[j]]))
-
-    def close(self, complete: bool) -> None:
+    def close(self) -> None:
         self.manifest.close()
-        if complete:
-            os.replace(self.out / f"{MANIFEST}.part", self.out / MANIFEST)
-
