@@ -20,12 +20,12 @@ endef
 
 $(STAMP): pyproject.toml
 	$(call make_venv,$(VENV))
-	$(BIN)/python -m pip install -q -e ".[innvestigate,test]"
+	$(BIN)/python -m pip install -q -e ".[innvestigate,ray,test]"
 	touch $(STAMP)
 
 $(STAMP_K3): pyproject.toml
 	$(call make_venv,$(VENV_K3))
-	$(BIN_K3)/python -m pip install -q -e ".[keras3,test]" "$(TF_KERAS3)"
+	$(BIN_K3)/python -m pip install -q -e ".[keras3,ray,test]" "$(TF_KERAS3)"
 	touch $(STAMP_K3)
 
 install: $(STAMP) $(STAMP_K3)
