@@ -15,7 +15,6 @@ Two parts, so that the work can be spread over processes later:
 from __future__ import annotations
 
 import contextlib
-import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,10 +89,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def analyzer_options(method: str, info: ModelInfo, relu: bool = False) -> dict:
     """The keyword arguments of ``method``'s analyzer in a run (part of its signature)."""
-    from ..registry import METHODS
+    from ..registry import METHODS, keywords
 
     options = {"relu": bool(relu)}
-    if "low" in inspect.signature(METHODS[method]).parameters:
+    if "low" in keywords(METHODS[method]):  # the other methods do not use the bounds
         options.update(low=float(info.low), high=float(info.high))
     return options
 
