@@ -39,8 +39,9 @@ from .errors import RunError, UsageError
 from .loop import BatchResult, Job, create_method_analyzer, explain_batch, failed_batch
 from .model import ModelInfo, load_model_info
 
-__all__ = ["ModelSpec", "connect", "shutdown", "default_workers", "worker_resources", "Worker",
-           "ExplainWorker", "RayExecutor", "TASK_RETRIES"]
+__all__ = ["ModelSpec", "connect", "shutdown", "default_workers", "worker_resources",
+           "sglrp_version", "map_actors", "Worker", "ExplainWorker", "RayExecutor",
+           "DatasetWorker", "ROW_COLUMNS", "TASK_RETRIES"]
 
 #: Times a job is run again after its worker process died, before it is recorded as failed.
 TASK_RETRIES = 3
@@ -119,13 +120,14 @@ def _quiet_ray_data() -> None:
             handler.setLevel(logging.ERROR)
 
 
-def _configure(context) -> None:
-    """Settings of one run's dataset: no progress bars of Ray Data's own (the command has its
-    own), and a block whose worker died too often does not end the run (its jobs are recorded
-    as failed)."""
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
+def _configure(context, quiet: bool) -> None:
+    """Settings of one run's dataset: a block whose worker died too often does not end the run
+    (its jobs are recorded as failed); ``quiet``: no progress bars of Ray Data's own (the
+    command has its own)."""
     context.max_errored_blocks = -1
+    if quiet:
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
 
 
 def default_workers() -> int:
@@ -135,11 +137,13 @@ def default_workers() -> int:
     return max(1, int(ray.cluster_resources().get("GPU", 0)))
 
 
-def worker_resources(workers: int, gpus: bool | None = None) -> dict:
+def worker_resources(workers: int, gpus: bool | None = None, reserve: bool = False) -> dict:
     """``num_cpus`` / ``num_gpus`` of each of ``workers`` actors in the connected cluster.
 
     With GPUs (``gpus=None``: if the cluster has any) one GPU each; the CPUs are shared out
     equally either way, at most one node's CPUs per actor (an actor runs on one node).
+    ``reserve``: keep one CPU (half of a one-CPU cluster) for the tasks before the actors in
+    the pipeline (e.g. ``read_binary_files``), which could not run if the actors held all.
 
     Raises
     ------
@@ -157,6 +161,8 @@ def worker_resources(workers: int, gpus: bool | None = None) -> dict:
     cpus = float(total.get("CPU", 0))
     if cpus <= 0:
         raise UsageError("the Ray cluster has no CPU")
+    if reserve:
+        cpus -= min(1.0, cpus / 2)
     node_cpus = max((float(node.get("Resources", {}).get("CPU", 0)) for node in ray.nodes()
                      if node.get("Alive")), default=cpus)
     share = min(cpus / workers, node_cpus)
@@ -321,7 +327,8 @@ def map_actors(ds, worker: type, workers: int, resources: dict, kwargs: dict, ba
         return ds.map_batches(worker, **options)
 
 
-def _version() -> tuple[str, str]:
+def sglrp_version() -> tuple[str, str]:
+    """``(sglrp.__version__, sglrp.engine)``: what every worker must have too."""
     import sglrp
 
     return sglrp.__version__, sglrp.engine
@@ -340,6 +347,8 @@ class RayExecutor:
         Actors in the pool.
     resources : dict, optional
         ``num_cpus``, ``num_gpus`` per actor (default: :func:`worker_resources`).
+    quiet : bool
+        No progress output of Ray Data's own.
 
     Calling it with the jobs yields ``(job, BatchResult)`` as the jobs finish, each job once.
 
@@ -350,9 +359,9 @@ class RayExecutor:
     """
 
     def __init__(self, spec: ModelSpec, info: ModelInfo, workers: int = 1,
-                 resources: dict | None = None) -> None:
+                 resources: dict | None = None, quiet: bool = True) -> None:
         self.spec, self.info, self.workers = spec, info, int(workers)
-        self.resources = resources
+        self.resources, self.quiet = resources, quiet
 
     def dataset(self, jobs: Sequence[Job]):
         """The lazy Ray Dataset of the jobs' results: rows ``{"index", "result"}``."""
@@ -361,10 +370,10 @@ class RayExecutor:
         resources = self.resources or worker_resources(self.workers)
         items = [{"index": i, "job": job_to_json(job)} for i, job in enumerate(jobs)]
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
-        ds = map_actors(ds, ExplainWorker, self.workers, resources,
-                        {"spec": self.spec, "version": _version(), "keep": 1,
+        ds = map_actors(ds, ExplainWorker, min(self.workers, len(items)), resources,
+                        {"spec": self.spec, "version": sglrp_version(), "keep": 1,
                          "cwd": os.getcwd()}, batch_size=1)
-        _configure(ds.context)
+        _configure(ds.context, self.quiet)
         return ds
 
     def __call__(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, BatchResult]]:
@@ -396,3 +405,129 @@ def _last_line(err: BaseException) -> str:
     text = str(err).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+
+
+# -- rows for the Python API (sglrp.distributed) ------------------------------------------------
+#: Columns of the rows :class:`DatasetWorker` returns, one row per image x method x target.
+ROW_COLUMNS = ("image", "method", "target", "target_id", "target_name", "relevance",
+               "top_k_ids", "top_k_probs", "status", "error", "key", "signature")
+
+
+class DatasetWorker(Worker):
+    """The actor of :func:`sglrp.distributed.explain`: a batch of images -> rows of maps.
+
+    The input batch has a column ``path`` (files read by the worker) and/or ``bytes`` (the
+    files' content, e.g. from ``ray.data.read_binary_files``); each image is decoded and
+    preprocessed as ``sglrp explain`` does (:func:`~sglrp.explain.inputs.read_batch`), then
+    explained with every method (one analyzer per method kept alive) and target.
+
+    Parameters
+    ----------
+    signatures : dict
+        Method name -> :func:`~sglrp.explain.signature.method_signature` (its analyzer options
+        included).
+    targets : sequence
+        ``"auto"`` or class ids.
+    top_k, max_megapixels
+        As in ``sglrp explain``.
+    spec, version, cwd
+        As for :class:`Worker`.
+    """
+
+    def __init__(self, spec: ModelSpec, version: Sequence[str], signatures: dict,
+                 targets: Sequence, top_k: int = 5, max_megapixels: float = 50.0,
+                 cwd: str | None = None) -> None:
+        super().__init__(spec, version, keep=len(signatures), cwd=cwd)
+        self.signatures, self.targets = dict(signatures), list(targets)
+        self.top_k, self.max_megapixels = min(int(top_k), self.info.n_classes), max_megapixels
+
+    def __call__(self, batch: dict) -> dict:
+        import io
+
+        from .inputs import read_batch
+        from .loop import predict
+        from .manifest import make_record
+        from .model import AUTO
+        from .outputs import output_key, output_stem
+        from .signature import digest, map_signature
+
+        n = len(next(iter(batch.values())))
+        names = [str(p) for p in batch["path"]] if "path" in batch else [""] * n
+        sources = ([io.BytesIO(bytes(b)) for b in batch["bytes"]] if "bytes" in batch
+                   else names)
+        images = read_batch(sources, range(n), self.info, self.max_megapixels)
+        shape = (*self.info.size, self.info.channels)
+        rows: list[tuple[dict, np.ndarray | None]] = []
+
+        def add(i, method, target, sha, relevance=None, **fields) -> None:
+            signature = map_signature(self.signatures[method], target, sha)
+            key = None if sha is None else output_key(output_stem(names[i] or "image"),
+                                                      method, target, digest(signature))
+            rows.append((make_record(key=key, image=names[i], model=self.info.name,
+                                     method=method, target=target, signature=signature,
+                                     class_name=self.info.class_name, **fields), relevance))
+
+        for method, signature in self.signatures.items():
+            for i, message, sha in images.errors:
+                for target in self.targets:
+                    add(i, method, target, sha, status="error", error=message)
+            if not images.indices:
+                continue
+            analyzer = self.analyzer(method, signature["options"])
+            good = list(zip(images.indices, images.input_sha256))
+            if isinstance(analyzer, str):
+                for (i, sha) in good:
+                    for target in self.targets:
+                        add(i, method, target, sha, status="error", error=analyzer)
+                continue
+            probs, top_ids = predict(analyzer, images.x, self.top_k)
+            predicted = probs.argmax(axis=1)
+            for target in self.targets:
+                ids = predicted if target == AUTO else np.full(len(good), target)
+                try:
+                    maps = analyzer.analyze(images.x, target=ids)
+                except Exception as err:  # this batch and target only
+                    for (i, sha) in good:
+                        add(i, method, target, sha, status="error",
+                            error=f"{method} failed: {err}")
+                    continue
+                for j, (i, sha) in enumerate(good):
+                    add(i, method, target, sha, maps[j], status="ok", target_id=int(ids[j]),
+                        top=(top_ids[j], probs[j, top_ids[j]]))
+        return _columns(rows, shape, self.top_k)
+
+
+def _columns(rows: list, shape: tuple, k: int) -> dict:
+    """Rows ``(record, relevance or None)`` -> a batch of numpy columns (:data:`ROW_COLUMNS`);
+    a failed row has a NaN map, ``target_id`` -1, ids -1 and NaN probabilities."""
+
+    def column(name: str, convert=lambda v: "" if v is None else str(v)) -> np.ndarray:
+        array = np.empty(len(records), object)  # strings (an empty batch stays 1-D)
+        array[:] = [convert(r[name]) for r in records]
+        return array
+
+    records = [r for r, _ in rows]
+    relevance = np.full((len(rows), *shape), np.nan, np.float32)
+    top_ids = np.full((len(rows), k), -1, np.int64)
+    top_probs = np.full((len(rows), k), np.nan, np.float64)
+    for n, (record, h) in enumerate(rows):
+        if h is not None:
+            relevance[n] = h
+        if record["top_k_ids"] is not None:
+            top_ids[n] = record["top_k_ids"]
+            top_probs[n] = [np.nan if p is None else p for p in record["top_k_probs"]]
+    return {
+        "image": column("image"),
+        "method": column("method"),
+        "target": column("target"),
+        "target_id": np.asarray([-1 if r["target_id"] is None else r["target_id"]
+                                 for r in records], np.int64),
+        "target_name": column("target_name"),
+        "relevance": relevance,
+        "top_k_ids": top_ids,
+        "top_k_probs": top_probs,
+        "status": column("status"),
+        "error": column("error"),
+        "key": column("key"),
+        "signature": column("signature", json.dumps),
+    }
