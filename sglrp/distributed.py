@@ -72,9 +72,10 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
         explained), ``relevance`` (float32, shaped like the model input), ``top_k_ids`` and
         ``top_k_probs`` (the most probable classes), ``status`` (``"ok"`` or ``"error"``) and
         ``error``, ``key`` (the output name ``sglrp explain`` gives this map) and
-        ``signature`` (JSON: what the map is computed from). A failed row has a NaN map,
-        ``target_id`` -1, ids -1 and NaN probabilities. With ``out``: the record counts
-        ``{"ok": ..., "skipped": ..., "error": ...}``; errors are also printed on stderr.
+        ``signature`` (JSON: what the map is computed from). A failed row has a NaN map, ids -1
+        and NaN probabilities; ``target_id`` is -1 where unknown (``auto`` of a failed image).
+        With ``out``: the record counts ``{"ok": ..., "skipped": ..., "error": ...}``; errors
+        are also printed on stderr.
 
     Raises
     ------

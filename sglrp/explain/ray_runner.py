@@ -176,22 +176,24 @@ def _setup_tensorflow(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-    if not tf.config.list_physical_devices("GPU"):
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        if not gpus:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already runs in this process: it keeps its settings
+        pass
 
 
 def _assigned_cpus() -> int:
     """CPUs Ray reserved for this actor (whole ones, at least 1)."""
     import ray
 
-    try:
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    except Exception:  # not in a Ray worker
-        cpus = os.cpu_count() or 1
-    return max(1, int(cpus))
+    if not ray.is_initialized():  # not in a Ray worker (asking would start Ray here)
+        return os.cpu_count() or 1
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
 class Worker:
@@ -499,7 +501,7 @@ class DatasetWorker(Worker):
 
 def _columns(rows: list, shape: tuple, k: int) -> dict:
     """Rows ``(record, relevance or None)`` -> a batch of numpy columns (:data:`ROW_COLUMNS`);
-    a failed row has a NaN map, ``target_id`` -1, ids -1 and NaN probabilities."""
+    a failed row has a NaN map, ids -1 and NaN probabilities (``target_id`` -1 if unknown)."""
 
     def column(name: str, convert=lambda v: "" if v is None else str(v)) -> np.ndarray:
         array = np.empty(len(records), object)  # strings (an empty batch stays 1-D)
