@@ -1,15 +1,16 @@
-"""Canonization: rewrite a Keras model into an equivalent one that innvestigate can reverse.
+"""Canonization: rewrite a Keras model into an equivalent one the relevance rules can reverse.
 
 :func:`canonize` is applied to every model an analyzer receives, before it is checked. It
 returns a new functional model (built in eager mode, weights computed in NumPy in float64)
 with the same predictions up to float32 rounding, or the model itself when nothing needs doing.
-Every layer that stays keeps its name.
+Every layer that stays keeps its name. The same rewrites run on Keras 2.14 and Keras 3: the
+model's graph is read through ``keras_graph.py``, everything else here is written once.
 
 * **Nested models are flattened.** A ``keras.applications`` base inside a Sequential or
   functional model (a transfer model) becomes plain layers of one functional graph;
   innvestigate cannot reverse a model used as a layer. The nested model's own name is gone,
   its layers keep theirs (a name that clashes with a layer outside gets the prefix
-  ``"<nested model>/"``).
+  ``"<nested model>/"``; ``"<nested model>."`` on Keras 3, which refuses ``/`` in names).
 * **Batch normalization is folded** into the layer before it where that is exact: a
   ``BatchNormalization`` over the channel axis that directly follows a ``Conv1D/2D/3D``,
   ``SeparableConv1D/2D``, ``DepthwiseConv2D`` or ``Dense`` without activation, whose output
@@ -21,11 +22,15 @@ Every layer that stays keeps its name.
   diagonal kernel, both with ``kernel = gamma / sqrt(var + eps)`` and
   ``bias = beta - mean * kernel``. These are the BNs after a merge, a pooling or an
   activation (DenseNet's pre-activation BNs and its final ``bn``), after a layer with an
-  activation or a shared layer. innvestigate's own BN rules build a surrogate layer whose
-  weights are read before the analyzer's variables are initialized, which fails in the
-  analyzer's private graph (LRP-epsilon, LRP-z+ and the sequential presets); as a kernel layer
-  every rule reverses it. A BN on another axis or another rank, or called with
-  ``training=True`` (batch statistics even at inference), is kept as it is.
+  activation or a shared layer, and a BN called more than once (in a nested model used
+  twice). innvestigate's own BN rules build a surrogate layer whose weights are read before
+  the analyzer's variables are initialized, which fails in the analyzer's private graph
+  (LRP-epsilon, LRP-z+ and the sequential presets); as a kernel layer every rule reverses it.
+  A BN on another axis or another rank is kept as it is.
+* **A batch normalization in training mode is refused** (``ValueError`` naming it): called
+  with ``training=True``, or inside a nested model called with ``training=True``, it
+  normalizes with the statistics of the batch even at inference, so a sample's output, and
+  its explanation, would depend on the rest of the batch.
 * **Zero padding at the input is merged into the first convolution.** A ``ZeroPadding2D``
   that reads a model input and feeds one ``Conv2D`` with ``padding="valid"`` (ResNet50's
   ``conv1_pad``, DenseNet's first padding) hides that convolution from innvestigate's
@@ -49,6 +54,8 @@ import weakref
 
 import numpy as np
 import tensorflow as tf
+
+from . import keras_graph
 
 __all__ = ["canonize"]
 
@@ -94,15 +101,16 @@ def canonize(model):
     Raises
     ------
     ValueError
-        If a nested model is subclassed (it has no graph of layers to flatten).
+        If a nested model is subclassed (it has no graph of layers to flatten), or a batch
+        normalization runs in training mode.
     """
-    if not _is_graph(model):
+    if not keras_graph.is_graph(model):
         return model
     graph = _Trace(model)
     plan = graph.plan()
     if not plan and not graph.nested:
         return model
-    structure = [(id(call.layer), id(call.node)) for call in graph.calls]
+    structure = [(id(call.layer), call.key) for call in graph.calls]
     cached = _CACHE.get(model)
     if cached is not None and cached[0] == structure:
         new, setters = cached[1], cached[2]
@@ -114,21 +122,6 @@ def canonize(model):
     return new
 
 
-def _is_graph(model) -> bool:
-    return (
-        isinstance(model, tf.keras.Model)
-        and model.built
-        and getattr(model, "_is_graph_network", False)
-        and model.outputs is not None
-    )
-
-
-def _nodes(model) -> list:
-    """The nodes of ``model``'s own graph in Keras' order of evaluation."""
-    by_depth = model._nodes_by_depth
-    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
-
-
 def _activation(layer) -> str:
     return tf.keras.activations.serialize(getattr(layer, "activation", None) or "linear")
 
@@ -136,11 +129,16 @@ def _activation(layer) -> str:
 class _Call:
     """One call of a plain layer in the flattened graph; tensors are named by references."""
 
-    def __init__(self, node, owner, refs: dict, outputs: list) -> None:
-        self.node, self.layer, self.owner = node, node.layer, owner
-        self.refs = refs  # id(Keras tensor of the node's arguments) -> reference
-        self.inputs = [refs[id(t)] for t in node.keras_inputs]
+    def __init__(self, call: keras_graph.Call, owner, refs: dict, outputs: list, within) -> None:
+        self.key, self.layer, self.owner = call.key, call.layer, owner
+        self.args, self.kwargs = call.args, call.kwargs
+        self.refs = refs  # id(Keras tensor of the call's arguments) -> reference
+        self.inputs = [refs[id(t)] for t in call.inputs]
+        self.input_shapes = [tuple(t.shape) for t in call.inputs]
         self.outputs = outputs
+        self.training = call.kwargs.get("training") is True
+        #: The nested model around this call that was called with ``training=True``, if any.
+        self.within = within
 
 
 class _Trace:
@@ -156,35 +154,35 @@ class _Trace:
         self.nested = False
         self._scopes = itertools.count()
         self.inputs = [(0, id(x)) for x in model.inputs]
-        self.outputs = self._walk(model, self.inputs)
+        self.outputs = self._walk(model, self.inputs, within=None)
 
-    def _walk(self, graph, input_refs) -> list:
+    def _walk(self, graph, input_refs, within) -> list:
         scope = next(self._scopes)
         local = {id(x): r for x, r in zip(graph.inputs, input_refs)}
 
         def ref(t):
             return local.get(id(t), (scope, id(t)))
 
-        for node in _nodes(graph):
-            if node.is_input:
-                continue
-            layer = node.layer
+        for call in keras_graph.calls(graph):
+            layer = call.layer
             if isinstance(layer, tf.keras.Model):
-                if not _is_graph(layer):
+                if not keras_graph.is_graph(layer):
                     raise ValueError(
                         f"layer {layer.name!r} of model {self.model.name!r} is a subclassed "
                         "model, which cannot be flattened or reversed; build it with the "
                         "functional API"
                     )
                 self.nested = True
-                args = node.call_args[0] if node.call_args else node.call_kwargs["inputs"]
-                outputs = self._walk(layer, [ref(t) for t in tf.nest.flatten(args)])
-                for t, r in zip(tf.nest.flatten(node.outputs), outputs):
+                args = call.args[0] if call.args else call.kwargs["inputs"]
+                if within is None and call.kwargs.get("training") is True:
+                    within = layer.name
+                outputs = self._walk(layer, [ref(t) for t in tf.nest.flatten(args)], within)
+                for t, r in zip(call.outputs, outputs):
                     local[id(t)] = r
             else:
-                refs = {id(t): ref(t) for t in node.keras_inputs}
-                outputs = [ref(t) for t in tf.nest.flatten(node.outputs)]
-                self.calls.append(_Call(node, graph, refs, outputs))
+                refs = {id(t): ref(t) for t in call.inputs}
+                outputs = [ref(t) for t in call.outputs]
+                self.calls.append(_Call(call, graph, refs, outputs, within))
         return [ref(t) for t in graph.outputs]
 
     # -- the plan: what happens to which layer ---------------------------------------------
@@ -201,19 +199,22 @@ class _Trace:
                 consumers[r].append(call)
         plan = {}
         for call in self.calls:
+            if isinstance(call.layer, layers.BatchNormalization) and (call.training or call.within):
+                raise ValueError(_training_message(call))
+        linear = collections.defaultdict(set)  # id(BN) -> the ranks of its calls, None: not 2/4
+        for call in self.calls:
             layer = call.layer
-            if n_calls[id(layer)] != 1 or len(call.inputs) != 1:
+            if len(call.inputs) != 1:
                 continue
             (x,) = call.inputs
-            shape = call.node.keras_inputs[0].shape
+            shape = call.input_shapes[0]
             if isinstance(layer, layers.BatchNormalization):
-                if call.node.call_kwargs.get("training") is True:
-                    continue  # always normalized with the batch's statistics: kept
                 rank = len(shape)
                 axes = [a % rank for a in np.atleast_1d(layer.axis)]
                 before = producer[x].layer if x in producer else None
                 if (
-                    isinstance(before, _FOLDABLE)
+                    n_calls[id(layer)] == 1
+                    and isinstance(before, _FOLDABLE)
                     and not isinstance(before, _TRANSPOSED)
                     and n_calls[id(before)] == 1
                     and uses[x] == 1
@@ -223,7 +224,11 @@ class _Trace:
                     plan.setdefault(id(before), {})["bn"] = layer
                     plan[id(layer)] = _PASS
                 elif axes == [rank - 1] and rank in (2, 4) and shape[-1] is not None:
-                    plan[id(layer)] = {"as_linear": rank}
+                    linear[id(layer)].add(rank)
+                else:
+                    linear[id(layer)].add(None)
+            elif n_calls[id(layer)] != 1:
+                continue
             elif isinstance(layer, layers.ZeroPadding2D) and x in self.inputs:
                 (y,) = call.outputs
                 if uses[y] != 1 or y not in consumers:
@@ -233,6 +238,9 @@ class _Trace:
                 if pad is not None and n_calls[id(conv)] == 1:
                     plan[id(layer)] = _PASS
                     plan.setdefault(id(conv), {})["pad"] = pad
+        for key, ranks in linear.items():
+            if len(ranks) == 1 and None not in ranks:  # a shared BN: the same at every call
+                plan[key] = {"as_linear": ranks.pop()}
         return plan
 
     # -- the new model ---------------------------------------------------------------------
@@ -245,26 +253,26 @@ class _Trace:
         setters = []
 
         def copy(layer, owner):
+            if not isinstance(layer, layers.Layer):
+                return layer  # a Keras 3 operation (keras.ops in a functional model): no state
             if id(layer) not in copies:
+                name = layer.name
+                if owner is not model:
+                    if name in names:
+                        name = keras_graph.nested_name(owner.name, name)
+                    names.add(name)
                 change = plan.get(id(layer), {})
                 if "as_linear" in change:
-                    new, weights = _as_linear(layer, change["as_linear"])
-                elif change:
-                    new, weights = _edited(layer, change)
+                    new, weights = _as_linear(layer, change["as_linear"], name)
                 else:
-                    new = layer.__class__.from_config(layer.get_config())
-                    weights = layer.get_weights
-                if owner is not model:
-                    if layer.name in names:
-                        new._name = f"{owner.name}/{layer.name}"
-                    names.add(new.name)
+                    new, weights = _edited(layer, change, name)
                 copies[id(layer)] = new
                 setters.append((new, weights))
             return copies[id(layer)]
 
         tensors = {
             r: tf.keras.Input(
-                batch_shape=tuple(x.shape), dtype=x.dtype, name=x._keras_history.layer.name
+                batch_shape=tuple(x.shape), dtype=x.dtype, name=keras_graph.layer_of(x).name
             )
             for r, x in zip(self.inputs, model.inputs)
         }
@@ -276,10 +284,10 @@ class _Trace:
             else:
                 args, kwargs = tf.nest.map_structure(
                     lambda t, refs=call.refs: tensors[refs[id(t)]] if id(t) in refs else t,
-                    (call.node.call_args, call.node.call_kwargs),
+                    (call.args, call.kwargs),
                 )
                 if change and "as_linear" in change:
-                    kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+                    kwargs = {}  # a BN's training (False) and mask (None): not a kernel layer's
                 outputs = tf.nest.flatten(copy(call.layer, call.owner)(*args, **kwargs))
             tensors.update(zip(call.outputs, outputs))
         outputs = [tensors[r] for r in self.outputs]
@@ -341,9 +349,25 @@ def _bn_affine(bn):
     return scale, beta - mean * scale
 
 
-def _edited(layer, edits: dict):
-    """A copy of a kernel layer with ``edits`` applied, and its weights function."""
-    config = layer.get_config()
+def _training_message(call) -> str:
+    where = (
+        "is called with training=True"
+        if call.training
+        else f"runs in training mode: model {call.within!r} around it is called with training=True"
+    )
+    return (
+        f"batch normalization layer {call.layer.name!r} {where}; its output depends on the rest "
+        "of the batch (it normalizes with the batch's own statistics), so no map explains one "
+        "sample. Call it with training=False (or leave training out) to use its moving "
+        "statistics"
+    )
+
+
+def _edited(layer, edits: dict, name: str):
+    """A copy of ``layer`` named ``name`` with ``edits`` applied, and its weights function."""
+    config = {**layer.get_config(), "name": name}
+    if not edits:
+        return layer.__class__.from_config(config), layer.get_weights
     if "pad" in edits:
         config.update(kernel_size=tuple(k for _, k in edits["pad"]), padding="same")
     if "bn" in edits:
@@ -371,17 +395,18 @@ def _edited(layer, edits: dict):
     return layer.__class__.from_config(config), weights
 
 
-def _as_linear(bn, rank: int):
-    """The per-channel linear layer equal to ``bn`` on a tensor of ``rank``, and its weights."""
+def _as_linear(bn, rank: int, name: str):
+    """The per-channel linear layer ``name`` equal to ``bn`` on a tensor of ``rank``, and its
+    weights."""
     if rank == 4:
-        new = layers.DepthwiseConv2D(1, use_bias=True, name=bn.name, dtype=bn.dtype)
+        new = layers.DepthwiseConv2D(1, use_bias=True, name=name, dtype=bn.dtype)
 
         def weights():
             scale, shift = _bn_affine(bn)
             return [scale.reshape(1, 1, -1, 1), shift]
 
     else:
-        new = layers.Dense(bn.moving_mean.shape[0], use_bias=True, name=bn.name, dtype=bn.dtype)
+        new = layers.Dense(bn.moving_mean.shape[0], use_bias=True, name=name, dtype=bn.dtype)
 
         def weights():
             scale, shift = _bn_affine(bn)

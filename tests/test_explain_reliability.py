@@ -297,6 +297,16 @@ def test_append_cuts_back_a_line_that_could_not_be_written(tmp_path):
     assert path.stat().st_size == size
 
 
+def test_latest_record_per_image_method_and_target_wins():
+    rows = [{"image": "x", "method": "sglrp", "target": "auto", "status": "ok", "n": 1},
+            {"image": "x", "method": "lrp", "target": "auto", "status": "ok", "n": 2},
+            {"image": "x", "method": "sglrp", "target": 3, "status": "ok", "n": 3},
+            {"image": "x", "method": "sglrp", "target": "auto", "status": "skipped", "n": 4}]
+    latest = explain.latest(rows)
+    assert [r["n"] for r in latest.values()] == [4, 2, 3]
+    assert latest["x", "sglrp", "auto"]["status"] == "skipped"
+
+
 # -- 6, 7. interruptions --------------------------------------------------------------------------
 INTERRUPTED = ["many", "--model", "demo", "--method", "sglrp", "--batch-size", "1", "--quiet"]
 

@@ -104,3 +104,17 @@ def test_embedding_inputs_are_refused():
     model = tf.keras.Model(inputs, layers.Dense(N_CLASSES)(h))
     with pytest.raises(ValueError, match="dtype int32"):
         sglrp.SGLRP(model)
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["sglrp", "lrp.epsilon", "lrp.z_plus", "sglrp.sequential_preset_a", "smoothgrad", "grad_cam"],
+)
+def test_batch_norm_in_training_mode_is_refused(method):
+    inputs = tf.keras.Input((8, 8, 2))
+    h = layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    h = layers.BatchNormalization(name="batch_stats")(h, training=True)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    model = tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
+    with pytest.raises(ValueError, match="'batch_stats' is called with training=True; its output"):
+        sglrp.create_analyzer(method, model)

@@ -2,10 +2,10 @@
 
 The thinnest layer: arguments are checked (values by their argparse types, names against the
 registry and the model), then :class:`~sglrp.explain.loop.Run` does the work. Ctrl-C (SIGINT)
-and SIGTERM stop the run between two steps: one line says so, the summary follows, exit code
-130 (SIGINT) or 143 (SIGTERM); a second signal ends the process at once. A full disk, a file
-size limit or a quota (``ENOSPC``, ``EFBIG``, ``EDQUOT``) stops it the same way with exit code 1.
-What was finished is in the manifest either way; the same command resumes.
+and SIGTERM stop the run (never inside the append of a record): one line says so, the summary
+follows, exit code 130 (SIGINT) or 143 (SIGTERM); a second signal ends the process at once. A
+full disk, a file size limit or a quota (``ENOSPC``, ``EFBIG``, ``EDQUOT``) stops it the same way
+with exit code 1. What was finished is in the manifest either way; the same command resumes.
 
 ``--ray [ADDRESS]`` computes the jobs on Ray (:mod:`sglrp.explain.ray_runner`) with
 ``--workers`` actors; everything else (checks, resume, manifest, messages, exit codes) stays
@@ -33,6 +33,7 @@ from .model import AUTO, load_model_info, parse_targets, split_commas
 from .outputs import FORMATS, is_disk_full
 
 __all__ = ["parse_methods", "parse_formats", "run", "add_parser"]
+
 
 def parse_methods(text: str) -> list[str]:
     """Comma-separated method names, checked against the registry (duplicates dropped)."""

@@ -43,7 +43,8 @@ __all__ = ["Job", "BatchResult", "analyzer_options", "create_method_analyzer", "
 
 @dataclass(frozen=True)
 class Job:
-    """One batch of work, as plain data.
+    """One batch of work, as plain data (a worker builds its analyzer from ``method`` and
+    ``signature["options"]`` with :func:`create_method_analyzer`).
 
     Attributes
     ----------

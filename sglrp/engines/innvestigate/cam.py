@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ...keras_graph import feeds, layer_of
 from .base import Analyzer
 
 __all__ = ["CAMAnalyzer"]
-
-
-def _depends_on(tensor, placeholder) -> bool:
-    seen, stack = set(), [tensor.op]
-    while stack:
-        op = stack.pop()
-        if op is placeholder.op:
-            return True
-        for t in op.inputs:
-            if t.op.name not in seen:
-                seen.add(t.op.name)
-                stack.append(t.op)
-    return False
 
 
 class CAMAnalyzer(Analyzer):
@@ -45,12 +33,12 @@ class CAMAnalyzer(Analyzer):
     @staticmethod
     def _default_layer(model, index: int) -> str | None:
         """The last layer with a 4-D output computed from model input ``index``."""
-        model_input = model.inputs[index]
+        source = layer_of(model.inputs[index])
         for layer in reversed(model.layers):
             if isinstance(layer, tf.keras.layers.InputLayer):
                 continue
             out = layer.output
-            if not isinstance(out, list) and len(out.shape) == 4 and _depends_on(out, model_input):
+            if not isinstance(out, list) and len(out.shape) == 4 and feeds(source, layer):
                 return layer.name
         return None
 

@@ -26,6 +26,7 @@ from innvestigate.backend.checks import contains_kernel, is_add_layer, is_averag
 from innvestigate.backend.graph import copy_layer_wo_activation
 from tensorflow.keras import layers as klayers
 
+from ...keras_graph import producers
 from ...validation import activation_name
 
 __all__ = [
@@ -70,12 +71,8 @@ def _non_negative_output(layer) -> bool:
 
 
 def _non_negative_inputs(layer) -> bool:
-    nodes = layer.inbound_nodes
-    return bool(nodes) and all(
-        _non_negative_output(producer)
-        for node in nodes
-        for producer in tf.nest.flatten(node.inbound_layers)
-    )
+    inputs = producers(layer)
+    return bool(inputs) and all(_non_negative_output(producer) for producer in inputs)
 
 
 def _z_plus_on_non_negative_inputs(layer) -> bool:
