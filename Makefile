@@ -10,7 +10,7 @@ BIN_K3 := $(VENV_K3)/bin
 STAMP_K3 := $(VENV_K3)/.installed
 TF_KERAS3 ?= tensorflow==2.21.*
 
-.PHONY: install demo test test-slow bench bench-memory lint clean
+.PHONY: install demo test test-slow bench bench-memory lint notebooks clean
 
 define make_venv
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or: make PY=python3 ...)"; exit 1; }
@@ -44,6 +44,24 @@ bench: $(STAMP)
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.memory
+
+# The example notebooks: written from examples/build_notebooks.py, then the offline ones run in
+# place so that they are committed with their outputs; zebra_elephant.ipynb only when the VGG16
+# ImageNet weights are there (Keras cache, or VGG16_WEIGHTS=path). The kernel is this .venv's.
+NOTEBOOKS := examples/quickstart.ipynb examples/your_model.ipynb
+VGG16_CACHED := $(or $(KERAS_HOME),$(HOME)/.keras)/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5
+EXECUTE := JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(BIN)/python -m jupyter nbconvert \
+	--to notebook --execute --inplace --ExecutePreprocessor.record_timing=False \
+	--ExecutePreprocessor.timeout=1800
+
+notebooks: $(STAMP)
+	$(BIN)/python examples/build_notebooks.py
+	$(EXECUTE) $(NOTEBOOKS)
+	@if [ -f "$(VGG16_CACHED)" ] || [ -n "$$VGG16_WEIGHTS" ]; then \
+		echo "$(EXECUTE) examples/zebra_elephant.ipynb"; $(EXECUTE) examples/zebra_elephant.ipynb; \
+	else \
+		echo "skipped examples/zebra_elephant.ipynb: no VGG16 ImageNet weights at $(VGG16_CACHED)"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check sglrp tests examples benchmarks

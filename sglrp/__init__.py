@@ -10,10 +10,11 @@ methods it is compared with, with the target chosen at call time::
 ``"innvestigate"`` (Keras 2.14 with innvestigate) or ``"keras3"`` (native Keras 3).
 """
 
+from . import _quiet  # noqa: F401  (first: quiets TensorFlow before it is imported)
 from ._version import __version__
 from .analyzer import Analyzer, Bounded
 from .cam import GradCAM, GuidedGradCAM, MultiGradCAM
-from .engines import ENGINE as engine  # first: quiets TensorFlow before it is imported
+from .engines import ENGINE as engine
 from .engines.active import ReverseAnalyzer
 from .gradients import GBP, IG, SG
 from .registry import available_methods, create_analyzer

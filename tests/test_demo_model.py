@@ -175,6 +175,7 @@ def test_scene_top2_accuracy(model, metrics):
     assert float(np.median(present.min(axis=1))) > 0.2
 
 
+@pytest.mark.engine("innvestigate")
 def test_loads_with_eager_execution_disabled(model, tmp_path):
     # The loader must also fill the variables in TF1 graph mode.
     x = make_scenes(8, seed=11).images

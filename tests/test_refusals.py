@@ -24,29 +24,28 @@ LRP_FAMILY = [
 ]
 
 
-def conv_with(layer, name="act"):
-    """Input (8, 8, 2) -> Conv 3x3x4 -> ``layer`` -> GAP -> Dense 5."""
+def conv_with(make_layer, name="act"):
+    """Input (8, 8, 2) -> Conv 3x3x4 -> ``make_layer(name=name)`` -> GAP -> Dense 5."""
     tf.keras.utils.set_random_seed(0)
     inputs = tf.keras.Input((8, 8, 2))
     h = layers.Conv2D(4, 3, name="conv")(inputs)
-    layer._name = name
-    h = layer(h)
+    h = make_layer(name=name)(h)
     h = layers.GlobalAveragePooling2D(name="gap")(h)
     return tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
 
 
 ACTIVATION_LAYERS = {
-    "LeakyReLU": lambda: layers.LeakyReLU(),
-    "ELU": lambda: layers.ELU(),
-    "PReLU": lambda: layers.PReLU(),
-    "ReLU(negative_slope=0.1)": lambda: layers.ReLU(negative_slope=0.1),
+    "LeakyReLU": layers.LeakyReLU,
+    "ELU": layers.ELU,
+    "PReLU": layers.PReLU,
+    "ReLU(negative_slope=0.1)": lambda name: layers.ReLU(negative_slope=0.1, name=name),
 }
 
 
 @pytest.mark.parametrize("kind", list(ACTIVATION_LAYERS))
 @pytest.mark.parametrize("method", RELU_ONLY)
 def test_relu_methods_refuse_other_activations(kind, method, images):
-    model = conv_with(ACTIVATION_LAYERS[kind]())
+    model = conv_with(ACTIVATION_LAYERS[kind])
     with pytest.raises(ValueError, match=r"layer 'act' \((LeakyReLU|ELU|PReLU|ReLU)\)") as info:
         sglrp.create_analyzer(method, model, low=0.0, high=1.0)
     assert "ReLU networks" in str(info.value)
@@ -54,19 +53,19 @@ def test_relu_methods_refuse_other_activations(kind, method, images):
 
 @pytest.mark.parametrize("method", LRP_FAMILY + ANY_ACTIVATION)
 def test_leaky_relu_is_fine_where_the_method_is_defined_for_it(method, images):
-    with sglrp.create_analyzer(method, conv_with(layers.LeakyReLU())) as analyzer:
+    with sglrp.create_analyzer(method, conv_with(layers.LeakyReLU)) as analyzer:
         assert np.isfinite(analyzer.analyze(images, target=1)).all()
 
 
 def test_relu6_stays_accepted(images):
-    model = conv_with(layers.ReLU(max_value=6.0))
+    model = conv_with(lambda name: layers.ReLU(max_value=6.0, name=name))
     for method in RELU_ONLY:
         with sglrp.create_analyzer(method, model, low=0.0, high=1.0) as analyzer:
             assert np.isfinite(analyzer.analyze(images, target=2)).all()
 
 
 def test_layer_normalization_has_no_deep_taylor_rule():
-    model = conv_with(layers.LayerNormalization(), name="norm")
+    model = conv_with(layers.LayerNormalization, name="norm")
     for method in ["lrp", "clrp", "sglrp", "lrp.epsilon", "sglrp.sequential_preset_a"]:
         with pytest.raises(ValueError, match=r"layer 'norm' \(LayerNormalization\) has no rule"):
             sglrp.create_analyzer(method, model)

@@ -13,16 +13,9 @@ the same names (``Analyzer``, ``ReverseAnalyzer``, ``CAMAnalyzer`` and the rules
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import tensorflow as tf  # noqa: E402
-
-tf.get_logger().setLevel(logging.ERROR)
-logging.getLogger("absl").setLevel(logging.ERROR)
+import tensorflow as tf
 
 __all__ = ["ENGINE", "active"]
 
