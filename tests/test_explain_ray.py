@@ -382,8 +382,8 @@ def test_run_hands_every_job_to_its_executor(images, demo, tmp_path):
 def local_ray():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")  # a new instance, whatever else runs on this machine
     yield ray
     ray.shutdown()
 
