@@ -33,11 +33,14 @@ install: $(STAMP) $(STAMP_K3)
 demo: $(STAMP)
 	$(BIN)/sglrp demo --out results/demo
 
-test: $(STAMP)
+# The whole suite in both engines' environments.
+test: install
 	$(BIN)/python -m pytest -q
+	$(BIN_K3)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+	$(BIN_K3)/python -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

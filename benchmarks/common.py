@@ -96,9 +96,23 @@ def _gpus() -> list[str]:
     return names
 
 
+def _version_or_none(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _engine() -> str:
+    import sglrp
+
+    return sglrp.engine
+
+
 def machine_info(threads: dict | None = None) -> dict:
     """The machine and the software versions, for the record."""
-    from importlib.metadata import version
 
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -113,11 +127,12 @@ def machine_info(threads: dict | None = None) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         # Installed distributions (innvestigate 2.1.2 still says 2.0.1 in ``__version__``).
-        "tensorflow": version("tensorflow"),
-        "keras": version("keras"),
-        "innvestigate": version("innvestigate"),
-        "numpy": version("numpy"),
-        "sglrp": version("sglrp"),
+        "tensorflow": _version_or_none("tensorflow"),
+        "keras": _version_or_none("keras"),
+        "innvestigate": _version_or_none("innvestigate"),
+        "engine": _engine(),
+        "numpy": _version_or_none("numpy"),
+        "sglrp": _version_or_none("sglrp"),
         "threads": threads,
         "load_average": load_average(),
         "sglrp_source": _git_state(),

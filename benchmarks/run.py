@@ -257,7 +257,8 @@ def machine_markdown(info: dict) -> str:
             f"- load average (1, 5, 15 min) at the start: {info['load_average']}, "
             f"at the end: {info.get('load_average_end')}",
             f"- Python {info['python']}, TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
-            f"innvestigate {info['innvestigate']}, NumPy {info['numpy']}, sglrp {info['sglrp']}",
+            f"innvestigate {info['innvestigate']}, NumPy {info['numpy']}, sglrp {info['sglrp']} "
+            f"(engine {info['engine']})",
             f"- sglrp source: {info['sglrp_source']}",
         ]
     )

@@ -27,6 +27,7 @@ from .relevance import (
     SGLRP,
     ContrastiveAnalyzer,
     LRPZPlus,
+    SGLRPEpsilonPlusBox,
     SGLRPSeqA,
     SGLRPSeqB,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "SGLRP",
     "SGLRPSeqA",
     "SGLRPSeqB",
+    "SGLRPEpsilonPlusBox",
     "LRPA",
     "LRPB",
     "LRPE",

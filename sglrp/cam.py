@@ -8,12 +8,27 @@ and repeated over the input channels, so the map has the input's shape.
 
 from __future__ import annotations
 
+import tensorflow as tf
+
 from .analyzer import Analyzer
 from .engines.active import CAMAnalyzer
 from .gradients import GBP
+from .keras_graph import feeds, layer_of
 from .registry import register
 
-__all__ = ["GradCAM", "MultiGradCAM", "GuidedGradCAM"]
+__all__ = ["GradCAM", "MultiGradCAM", "GuidedGradCAM", "default_layer"]
+
+
+def default_layer(model, index: int) -> str | None:
+    """The last layer with a 4-D output computed from model input ``index``."""
+    source = layer_of(model.inputs[index])
+    for layer in reversed(model.layers):
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        out = layer.output
+        if not isinstance(out, list) and len(out.shape) == 4 and feeds(source, layer):
+            return layer.name
+    return None
 
 
 @register("grad_cam")
@@ -43,7 +58,7 @@ class GradCAM(CAMAnalyzer):
         self.layer_name = layer_name
         super().__init__(model, target_id, relu)
 
-    def _cam_layers(self, model, default_layer) -> list[str]:
+    def _cam_layers(self, model) -> list[str]:
         """The feature layer names, one per model input, checked against ``model``."""
         names = self.layer_name
         if names is None:

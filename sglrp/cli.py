@@ -1,4 +1,5 @@
-"""The ``sglrp`` command: ``demo``, ``methods``, ``explain``, ``bench-discrimination``."""
+"""The ``sglrp`` command: ``demo``, ``methods``, ``explain``, ``evaluate``,
+``bench-discrimination``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import explain
 
     explain.add_parser(sub)
+    from .evaluation import cli as evaluation_cli
+
+    evaluation_cli.add_parser(sub)
     return parser
 
 

@@ -182,3 +182,19 @@ def feeds(source, layer) -> bool:
                 seen.add(id(producer))
                 stack.append(producer)
     return False
+
+
+#: Layers whose output is >= 0 when all their inputs are: the sign analysis that picks the fast
+#: z+ rule (both engines).
+KEEPS_SIGN = frozenset(
+    {
+        "Add", "Concatenate", "Cropping2D", "Dropout", "Flatten", "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D", "AveragePooling2D", "MaxPooling2D", "Reshape", "UpSampling2D",
+        "ZeroPadding2D",
+    }
+)  # fmt: skip
+
+
+def keeps_sign(layer) -> bool:
+    """Whether ``layer``'s output is >= 0 whenever all its inputs are (see ``KEEPS_SIGN``)."""
+    return any(cls.__name__ in KEEPS_SIGN for cls in type(layer).__mro__)

@@ -7,6 +7,8 @@ LRP                output ``z_t``                      BoundedDeepTaylor (z^B fi
 CLRP               ``z_t`` minus ``z_t/(C-1)`` dual      BoundedDeepTaylor
 SGLRP              ``y_t(1-y_t)`` minus ``y_t y_n`` dual   BoundedDeepTaylor
 SGLRPSeqA / B      signed softmax gradient, one pass   PresetAFlat / PresetBFlat
+SGLRPEpsilonPlusBox  signed softmax gradient, one pass EpsilonPlusBox (epsilon dense, z+ conv,
+                                                       z^B first layer)
 LRPA / LRPB        output ``z_t``                      PresetAFlat / PresetBFlat
 LRPE               output ``z_t``                      Epsilon
 LRPZPlus           output ``z_t``                      ZPlus (w+ rule at the input layer)
@@ -19,7 +21,7 @@ from . import heads
 from .analyzer import Bounded, Contrastive
 from .engines.active import ReverseAnalyzer
 from .registry import register
-from .rules import BoundedDeepTaylor, Epsilon, PresetAFlat, PresetBFlat, ZPlus
+from .rules import BoundedDeepTaylor, Epsilon, EpsilonPlusBox, PresetAFlat, PresetBFlat, ZPlus
 from .validation import LRP_NETWORKS, RELU_NETWORKS, finite_number
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "SGLRP",
     "SGLRPSeqA",
     "SGLRPSeqB",
+    "SGLRPEpsilonPlusBox",
     "LRPA",
     "LRPB",
     "LRPE",
@@ -102,6 +105,36 @@ class SGLRPSeqB(ReverseAnalyzer, PresetBFlat):
 
     supports = LRP_NETWORKS
     heads = (heads.softmax_gradient,)
+
+
+@register("sglrp.epsilon_plus_box")
+class SGLRPEpsilonPlusBox(Bounded, ReverseAnalyzer, EpsilonPlusBox):
+    """SGLRP in one signed pass on an LRP composite: epsilon on dense layers, z+ on
+    convolutions, z^B at the input layer (Kohlbrenner et al. 2020).
+
+    ``R_t = y_t (1 - y_t)``, ``R_n = -y_t y_n`` at the logits, as ``SGLRPSeqA``; the rules are
+    linear in the relevance, so the map is the target map minus the unscaled dual map. Where the
+    bounded Deep Taylor of ``SGLRP`` loses contrast on a network with dense hidden layers (z+
+    there makes the target and dual maps alike, Sixt et al. 2020), epsilon keeps it
+    (``sglrp evaluate``, README).
+
+    Parameters
+    ----------
+    low, high : float
+        Range of the input values, for the z^B rule at the first layer (default -1, 1).
+    epsilon : float
+        The stabilizer of the dense layers, > 0 (0.1, as innvestigate's preset A).
+    """
+
+    supports = RELU_NETWORKS
+    heads = (heads.softmax_gradient,)
+
+    def __init__(self, model, target_id=None, relu=False, low=-1.0, high=1.0, epsilon=0.1):
+        self.epsilon = finite_number("epsilon", epsilon, above=0)
+        super().__init__(model, target_id, relu, low=low, high=high)
+
+    def _rule_options(self) -> dict:
+        return {**super()._rule_options(), "epsilon": self.epsilon}
 
 
 @register("lrp.sequential_preset_a_flat")

@@ -13,6 +13,7 @@ among the bases and set ``heads``::
 from .engines.active import (
     BoundedDeepTaylor,
     Epsilon,
+    EpsilonPlusBox,
     Gradient,
     GuidedBackprop,
     PresetAFlat,
@@ -24,6 +25,7 @@ __all__ = [
     "BoundedDeepTaylor",
     "PresetAFlat",
     "PresetBFlat",
+    "EpsilonPlusBox",
     "Epsilon",
     "ZPlus",
     "GuidedBackprop",

@@ -282,17 +282,29 @@ def weights_fingerprint(model) -> tuple:
 
     Per variable: its shape and integer sums of the bit patterns of its values and of their
     squares (exact and order-free: the same values give the same numbers whatever the
-    threads). About 0.1 s for VGG16's 138 M weights on 2 CPU cores (``benchmarks/RESULTS.md``).
+    threads), in one compiled call per model. About 0.1 s for VGG16's 138 M weights on 2 CPU
+    cores, a few milliseconds for a small CNN (``benchmarks/RESULTS.md``).
     """
-    out = []
-    for v in model.weights:
-        x = tf.reshape(tf.convert_to_tensor(v), [-1])
-        bits = tf.bitcast(x, {2: tf.int16, 4: tf.int32, 8: tf.int64}[x.dtype.size])
-        if bits.dtype == tf.int16:
-            bits = tf.cast(bits, tf.int32)
-        # Integer sums wrap around: exact, and equal whatever the order of summation.
-        out.append((tuple(v.shape), int(tf.reduce_sum(bits)), int(tf.reduce_sum(bits * bits))))
-    return tuple(out)
+    variables = list(model.weights)
+    cached = _FINGERPRINTS.get(model)
+    if cached is None or len(cached[0]) != len(variables):
+        cached = (variables, tf.function(lambda: [_bit_sums(v) for v in variables]))
+        _FINGERPRINTS[model] = cached
+    sums = cached[1]()
+    return tuple((tuple(v.shape), *map(int, s.numpy())) for v, s in zip(variables, sums))
+
+
+#: model -> (its variables, the compiled fingerprint of their values).
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _bit_sums(variable):
+    x = tf.reshape(tf.convert_to_tensor(variable), [-1])
+    bits = tf.bitcast(x, {2: tf.int16, 4: tf.int32, 8: tf.int64}[x.dtype.size])
+    if bits.dtype == tf.int16:
+        bits = tf.cast(bits, tf.int32)
+    # Integer sums wrap around: exact, and equal whatever the order of summation.
+    return tf.cast(tf.stack([tf.reduce_sum(bits), tf.reduce_sum(bits * bits)]), tf.int64)
 
 
 def check_input(x, input_shape: Sequence, name: str = "x") -> np.ndarray:

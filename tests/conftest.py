@@ -120,6 +120,7 @@ def default_kwargs(name):
         "lrp": {"low": 0.0, "high": 1.0},
         "clrp": {"low": 0.0, "high": 1.0},
         "sglrp": {"low": 0.0, "high": 1.0},
+        "sglrp.epsilon_plus_box": {"low": 0.0, "high": 1.0},
         "smoothgrad": {"augment_by_n": 6},
         "integrated_gradients": {"steps": 6},
     }.get(name, {})

@@ -45,6 +45,27 @@ def epsilon(x, w, b, r, eps):
     return x * (s @ w.T)
 
 
+def flat(x, w, r):
+    """Flat input rule: z_ij = 1 wherever w_ij connects i and j (here: w_ij != 0)."""
+    v = (w != 0).astype(np.float64)
+    return (r / safe(np.ones_like(x) @ v)) @ v.T
+
+
+def alpha_beta(x, w, b, r, alpha, beta):
+    """alpha-beta with innvestigate's bias handling: b+ joins the positive, b- the negative part.
+
+    Activating: x+ w+ + x- w- (+ b+ + b-); inhibiting: x+ w- + x- w+ (+ b- + b+).
+    """
+    xp, xn = plus(x), minus(x)
+
+    def part(w1, w2):
+        s = r / safe(xp @ w1 + xn @ w2 + plus(b) + minus(b))
+        return xp * (s @ w1.T) + xn * (s @ w2.T)
+
+    active = part(plus(w), minus(w))
+    return active if not beta else alpha * active - beta * part(minus(w), plus(w))
+
+
 def w_plus(x, w, r):
     """w+ input rule: z_ij = w+_ij, independent of x."""
     return (r / safe(np.ones_like(x) @ plus(w))) @ plus(w).T

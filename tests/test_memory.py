@@ -91,6 +91,7 @@ def test_close_gives_memory_back():
     assert result["second"] < result["bound"], result["rss"]
 
 
+@pytest.mark.engine("innvestigate")  # counts the private tf.Graphs of that engine
 def test_detector_sees_analyzers_that_are_not_closed():
     """The same measurement without ``close()``: the memory of every analyzer stays."""
     result = measure("keep")

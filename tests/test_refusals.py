@@ -11,7 +11,15 @@ import sglrp
 layers = tf.keras.layers
 
 #: Methods defined for plain ReLU networks only.
-RELU_ONLY = ["lrp", "clrp", "sglrp", "lrp.z_plus", "guided_backprop", "guided_grad_cam"]
+RELU_ONLY = [
+    "lrp",
+    "clrp",
+    "sglrp",
+    "sglrp.epsilon_plus_box",
+    "lrp.z_plus",
+    "guided_backprop",
+    "guided_grad_cam",
+]
 #: Methods valid for any differentiable activation.
 ANY_ACTIVATION = ["smoothgrad", "integrated_gradients", "grad_cam"]
 #: innvestigate's LRP: epsilon and the presets take any activation of a conv/dense network.

@@ -159,3 +159,39 @@ def test_softmax_gradient_head_on_bounded_rule(case):
                 ).reshape(xi.shape)
             )
         np.testing.assert_allclose(fn(x, target=TARGETS), np.array(expected), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.1])
+def test_softmax_gradient_head_on_the_epsilon_plus_box_composite(case, eps):
+    # SGLRPEpsilonPlusBox: one signed pass from y * (onehot_t - y_t); z^B on the first kernel
+    # layer, epsilon (bias in z) on the other dense layers, z+ (bias ignored) on convolutions.
+    model, x = case
+    got = sglrp.SGLRPEpsilonPlusBox(model, low=LOW, high=HIGH, epsilon=eps).analyze(
+        x, target=TARGETS
+    )
+    kinds = [type(layer).__name__ for layer in model.layers if layer.weights]
+    rules = {
+        "Dense": lambda x_, w, b, r: ref.epsilon(x_, w, b, r, eps),
+        "Conv2D": lambda x_, w, b, r: ref.z_plus(x_, w, r),
+    }
+    expected = []
+    for xi, ti in zip(x, TARGETS):
+        steps, acts = ref.keras_steps(model, xi)
+        y = np.exp(acts[-1] - acts[-1].max())
+        y /= y.sum()
+        r = y * (np.eye(len(y))[ti] - y[ti])
+        kernel = len(kinds)
+        for i in range(len(steps) - 1, -1, -1):
+            if steps[i][0] == "maxpool":
+                back = np.zeros(steps[i][2])
+                np.add.at(back, steps[i][1], r)
+                r = back
+                continue
+            kernel -= 1
+            _, w, b, _ = steps[i]
+            if kernel == 0:
+                r = ref.z_bounded(acts[i], w, r, LOW, HIGH)
+            else:
+                r = rules[kinds[kernel]](acts[i], w, b, r)
+        expected.append(r.reshape(xi.shape))
+    np.testing.assert_allclose(got, np.array(expected), rtol=1e-4, atol=1e-7)

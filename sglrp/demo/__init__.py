@@ -6,6 +6,7 @@ holds two different handwritten digits from scikit-learn's bundled
 """
 
 from sglrp.demo.model import (
+    ARCHITECTURES,
     CLASS_NAMES,
     DEMO_HIGH,
     DEMO_LOW,
@@ -15,11 +16,14 @@ from sglrp.demo.model import (
     build_model,
     load_demo_model,
     load_weights_h5,
+    metrics_file,
     save_weights_h5,
+    weights_file,
 )
 from sglrp.demo.scenes import Scenes, Singles, digit_images, digit_pool, make_scenes, make_singles
 
 __all__ = [
+    "ARCHITECTURES",
     "CLASS_NAMES",
     "DEMO_HIGH",
     "DEMO_LOW",
@@ -33,7 +37,9 @@ __all__ = [
     "digit_pool",
     "load_demo_model",
     "load_weights_h5",
+    "metrics_file",
     "save_weights_h5",
+    "weights_file",
     "make_scenes",
     "make_singles",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import evaluate
+from ..metrics import localisation, summarize
 from ..registry import create_analyzer
 
 __all__ = ["COMPARISON", "BOUNDED", "run_methods", "discrimination", "format_table"]
@@ -54,24 +54,25 @@ def discrimination(maps, target_boxes, distractor_boxes, seed=0) -> dict:
     """``{method: {metric: {"mean": .., "ci95": [lo, hi]}}}`` over the scenes."""
     out = {}
     for label, m in maps.items():
-        per_scene = evaluate.scores(m, target_boxes, distractor_boxes)
-        out[label] = {k: evaluate.summarize(v, seed=seed) for k, v in per_scene.items()}
+        per_scene = localisation.scores(m, target_boxes, distractor_boxes)
+        out[label] = {k: summarize(v, seed=seed) for k, v in per_scene.items()}
     return out
 
 
 def format_table(results: dict, n: int) -> str:
     """The discrimination results as a markdown table."""
-    head = "| method | " + " | ".join(evaluate.METRICS) + " |"
+    head = "| method | " + " | ".join(localisation.METRICS) + " |"
     lines = [
         f"Class discrimination on {n} explained objects (mean [95% CI])",
         "",
         head,
-        "|---" * (len(evaluate.METRICS) + 1) + "|",
+        "|---" * (len(localisation.METRICS) + 1) + "|",
     ]
     for label, metrics in results.items():
         cells = [
-            f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-            for m in (metrics[k] for k in evaluate.METRICS)
+            "undefined" if m["mean"] is None
+            else f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+            for m in (metrics[k] for k in localisation.METRICS)
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,4 +1,19 @@
-"""The small digit-scene CNN that ships as the default demo model."""
+"""The small digit-scene CNNs that ship with the package: the demo model and two others.
+
+=============  ==========================================================================
+name           architecture (ReLU everywhere, ``Dense(10)`` logits then softmax)
+=============  ==========================================================================
+digits_cnn     the demo model: 3 x (Conv 3x3, max pool), Flatten, Dense(128)
+dense_head     the demo model with a second dense hidden layer: 3 x (Conv 3x3, max pool),
+               Flatten, Dense(128), Dense(128)
+gap_resnet     Conv 3x3, max pool, a residual block with batch norms (Conv, BN, ReLU,
+               Conv, BN, Add, ReLU), 2 x (max pool, Conv 3x3), global average pooling: no
+               dense hidden layer, and batch norms that canonization folds
+=============  ==========================================================================
+
+Each is built from code with named layers; the trained weights are stored by layer name
+(:func:`save_weights_h5`), so any Keras version that builds the model can read them.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +27,12 @@ DEMO_LOW = 0.0
 DEMO_HIGH = 1.0
 INPUT_SHAPE = (32, 32, 1)
 CLASS_NAMES = tuple(str(c) for c in range(10))
-WEIGHTS_PATH = pathlib.Path(__file__).parent / "digits_cnn.weights.h5"
-METRICS_PATH = pathlib.Path(__file__).parent / "digits_cnn.json"
+_HERE = pathlib.Path(__file__).parent
+WEIGHTS_PATH = _HERE / "digits_cnn.weights.h5"
+METRICS_PATH = _HERE / "digits_cnn.json"
 
 __all__ = [
+    "ARCHITECTURES",
     "CLASS_NAMES",
     "DEMO_HIGH",
     "DEMO_LOW",
@@ -25,24 +42,13 @@ __all__ = [
     "build_model",
     "load_demo_model",
     "load_weights_h5",
+    "metrics_file",
     "save_weights_h5",
+    "weights_file",
 ]
 
 
-def build_model() -> tf.keras.Sequential:
-    """Build the (untrained) demo CNN.
-
-    The network only uses layers that LRP rules handle directly: ReLU
-    ``Conv2D``, ``MaxPooling2D``, ``Flatten``, ReLU ``Dense`` and a final
-    ``Dense(10, activation="softmax")`` named ``"logits"``.
-
-    Returns
-    -------
-    tf.keras.Sequential
-        Model mapping ``(batch, 32, 32, 1)`` images in [0, 1] to class
-        probabilities over the digits 0..9.
-    """
-    layers = tf.keras.layers
+def _digits_cnn(layers) -> tf.keras.Model:
     return tf.keras.Sequential(
         [
             tf.keras.Input(INPUT_SHAPE, name="image"),
@@ -60,20 +66,107 @@ def build_model() -> tf.keras.Sequential:
     )
 
 
+def _dense_head(layers) -> tf.keras.Model:
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(INPUT_SHAPE, name="image"),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3"),
+            layers.MaxPooling2D(2, name="pool3"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="fc1"),
+            layers.Dense(128, activation="relu", name="fc2"),
+            layers.Dense(len(CLASS_NAMES), activation="softmax", name="logits"),
+        ],
+        name="dense_head",
+    )
+
+
+def _gap_resnet(layers) -> tf.keras.Model:
+    image = tf.keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(image)
+    skip = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(32, 3, padding="same", name="block_conv1")(skip)
+    x = layers.BatchNormalization(name="block_bn1")(x)
+    x = layers.ReLU(name="block_relu1")(x)
+    x = layers.Conv2D(32, 3, padding="same", name="block_conv2")(x)
+    x = layers.BatchNormalization(name="block_bn2")(x)
+    x = layers.Add(name="block_add")([skip, x])
+    x = layers.ReLU(name="block_out")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.MaxPooling2D(2, name="pool3")(x)
+    x = layers.Conv2D(128, 3, padding="same", activation="relu", name="conv4")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    logits = layers.Dense(len(CLASS_NAMES), activation="softmax", name="logits")(x)
+    return tf.keras.Model(image, logits, name="gap_resnet")
+
+
+#: name -> builder of the shipped architectures (see the module docstring).
+ARCHITECTURES = {"digits_cnn": _digits_cnn, "dense_head": _dense_head, "gap_resnet": _gap_resnet}
+
+
+def _check_name(name: str) -> str:
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(ARCHITECTURES)}")
+    return name
+
+
+def weights_file(name: str = "digits_cnn") -> pathlib.Path:
+    """The shipped weights file of architecture ``name``."""
+    return _HERE / f"{_check_name(name)}.weights.h5"
+
+
+def metrics_file(name: str = "digits_cnn") -> pathlib.Path:
+    """The JSON file with the training settings and held-out accuracy of ``name``."""
+    return _HERE / f"{_check_name(name)}.json"
+
+
+def build_model(name: str = "digits_cnn") -> tf.keras.Model:
+    """Build an (untrained) digit-scene CNN.
+
+    The networks only use layers that LRP rules handle directly: ReLU ``Conv2D`` and
+    ``Dense``, ``MaxPooling2D``, ``Flatten``, inference-mode ``BatchNormalization`` (folded
+    into the convolution before it by canonization), ``Add``, ``GlobalAveragePooling2D`` and a
+    final ``Dense(10, activation="softmax")`` named ``"logits"``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ARCHITECTURES`; the default is the demo model.
+
+    Returns
+    -------
+    tf.keras.Model
+        Model mapping ``(batch, 32, 32, 1)`` images in [0, 1] to class probabilities over
+        the digits 0..9.
+
+    Raises
+    ------
+    KeyError
+        For an unknown name; the message lists the valid ones.
+    """
+    return ARCHITECTURES[_check_name(name)](tf.keras.layers)
+
+
 def load_demo_model(
-    weights_path: str | pathlib.Path | None = None,
-) -> tf.keras.Sequential:
-    """Build the demo CNN and load its trained weights.
+    weights_path: str | pathlib.Path | None = None, name: str = "digits_cnn"
+) -> tf.keras.Model:
+    """Build a digit-scene CNN and load its trained weights.
 
     Parameters
     ----------
     weights_path : str or pathlib.Path, optional
-        HDF5 weights file; defaults to ``digits_cnn.weights.h5`` next to this
-        module.
+        HDF5 weights file; defaults to the shipped ``<name>.weights.h5`` next to this module.
+    name : str
+        The architecture (:data:`ARCHITECTURES`); the default is the demo model.
 
     Returns
     -------
-    tf.keras.Sequential
+    tf.keras.Model
         The trained model (not compiled).
 
     Raises
@@ -81,12 +174,13 @@ def load_demo_model(
     FileNotFoundError
         If the weights file does not exist.
     """
-    path = pathlib.Path(weights_path) if weights_path is not None else WEIGHTS_PATH
+    path = pathlib.Path(weights_path) if weights_path is not None else weights_file(name)
     if not path.is_file():
         raise FileNotFoundError(
-            f"demo model weights not found at {path}; create them with `python -m sglrp.demo.train`"
+            f"weights of model {name!r} not found at {path}; create them with "
+            f"`python -m sglrp.demo.train --model {name}`"
         )
-    model = build_model()
+    model = build_model(name)
     load_weights_h5(model, path)
     return model
 

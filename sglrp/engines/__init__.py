@@ -5,9 +5,8 @@
 * ``keras3``: native Keras 3 on current TensorFlow, one compiled function per analyzer.
 
 The engine follows the installed Keras, once, at import: :data:`ENGINE` names it. Both export
-the same names (``Analyzer``, ``ReverseAnalyzer``, ``CAMAnalyzer`` and the rules
-``BoundedDeepTaylor``, ``PresetAFlat``, ``PresetBFlat``, ``Epsilon``, ``ZPlus``,
-``GuidedBackprop``, ``Gradient``); everything else of sglrp is written once above them.
+the same names (:data:`NAMES`: the analyzer bases and the rule bases); everything else of
+sglrp is written once above them.
 """
 
 from __future__ import annotations
@@ -17,7 +16,22 @@ import sys
 
 import tensorflow as tf
 
-__all__ = ["ENGINE", "active"]
+__all__ = ["ENGINE", "NAMES", "active"]
+
+#: What every engine package exports (its ``__all__``).
+NAMES = (
+    "Analyzer",
+    "ReverseAnalyzer",
+    "CAMAnalyzer",
+    "BoundedDeepTaylor",
+    "PresetAFlat",
+    "PresetBFlat",
+    "EpsilonPlusBox",
+    "Epsilon",
+    "ZPlus",
+    "GuidedBackprop",
+    "Gradient",
+)
 
 
 def _keras_major() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ...keras_graph import feeds, layer_of
 from .base import Analyzer
 
 __all__ = ["CAMAnalyzer"]
@@ -13,12 +12,11 @@ __all__ = ["CAMAnalyzer"]
 class CAMAnalyzer(Analyzer):
     """Grad-CAM of the selected logits at ``self.layer_name`` (one layer per image input).
 
-    The front (``sglrp/cam.py``) checks the arguments; ``_cam_layers`` and ``_feature_layers``
-    come from it.
+    The front (``sglrp/cam.py``) checks the arguments and chooses the layers (``_cam_layers``).
     """
 
     def _create(self, model) -> None:
-        names = self._cam_layers(model, self._default_layer)
+        names = self._cam_layers(model)
         self._selection = tf.compat.v1.placeholder(tf.float32, (None, self.n_classes))
         score = tf.reduce_sum(self._logits * self._selection, axis=1)
         self._maps = []
@@ -29,18 +27,6 @@ class CAMAnalyzer(Analyzer):
             cam = tf.reduce_sum(features * weights, axis=-1, keepdims=True)
             cam = tf.image.resize(cam, tuple(x.shape[1:3]), method="bilinear")
             self._maps.append(tf.tile(cam, [1, 1, 1, int(x.shape[-1])]))
-
-    @staticmethod
-    def _default_layer(model, index: int) -> str | None:
-        """The last layer with a 4-D output computed from model input ``index``."""
-        source = layer_of(model.inputs[index])
-        for layer in reversed(model.layers):
-            if isinstance(layer, tf.keras.layers.InputLayer):
-                continue
-            out = layer.output
-            if not isinstance(out, list) and len(out.shape) == 4 and feeds(source, layer):
-                return layer.name
-        return None
 
     def _analyze_batch(self, x, selection):
         feed = dict(zip(self._model_inputs, x))

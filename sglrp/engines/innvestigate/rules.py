@@ -6,6 +6,8 @@ name                   innvestigate analyzer
 BoundedDeepTaylor      BoundedDeepTaylor (z^B first layer), fast z+ on kernel layers fed by
                        ReLUs, the z rule at Add and average pooling
 PresetAFlat / BFlat    LRPSequentialPresetAFlat / BFlat
+EpsilonPlusBox         LRP with epsilon on dense layers, z+ on convolutions, z^B at the input
+                       layer (:class:`EpsilonPlusBox`)
 Epsilon                LRPEpsilon
 ZPlus                  LRPZPlus with the w+ rule at the input layer (:class:`WPlusRule`)
 GuidedBackprop         GuidedBackprop
@@ -21,23 +23,33 @@ from innvestigate.analyzer.relevance_based.relevance_analyzer import (
     AddReverseLayer,
     AveragePoolingReverseLayer,
 )
-from innvestigate.analyzer.relevance_based.relevance_rule import WSquareRule, ZPlusFastRule
-from innvestigate.backend.checks import contains_kernel, is_add_layer, is_average_pooling
+from innvestigate.analyzer.relevance_based.relevance_rule import (
+    EpsilonRule,
+    WSquareRule,
+    ZPlusFastRule,
+    ZPlusRule,
+)
+from innvestigate.backend.checks import (
+    contains_kernel,
+    is_add_layer,
+    is_average_pooling,
+    is_conv_layer,
+    is_dense_layer,
+)
 from innvestigate.backend.graph import copy_layer_wo_activation
-from tensorflow.keras import layers as klayers
 
-from ...keras_graph import producers
+from ...keras_graph import keeps_sign, producers
 from ...validation import activation_name
 
 __all__ = [
     "BoundedDeepTaylor",
     "PresetAFlat",
     "PresetBFlat",
+    "EpsilonPlusBox",
     "Epsilon",
     "ZPlus",
     "GuidedBackprop",
     "Gradient",
-    "WPlusRule",
 ]
 
 PresetAFlat = innvestigate_analyzer.LRPSequentialPresetAFlat
@@ -46,28 +58,11 @@ Epsilon = innvestigate_analyzer.LRPEpsilon
 GuidedBackprop = innvestigate_analyzer.GuidedBackprop
 Gradient = innvestigate_analyzer.Gradient
 
-#: Layers whose output is non-negative when all their inputs are.
-_KEEPS_SIGN = (
-    klayers.Add,
-    klayers.Concatenate,
-    klayers.Cropping2D,
-    klayers.Dropout,
-    klayers.Flatten,
-    klayers.GlobalAveragePooling2D,
-    klayers.GlobalMaxPooling2D,
-    klayers.AveragePooling2D,
-    klayers.MaxPooling2D,
-    klayers.Reshape,
-    klayers.UpSampling2D,
-    klayers.ZeroPadding2D,
-)
-
-
 def _non_negative_output(layer) -> bool:
     """Whether ``layer``'s output is >= 0 for every input (a ReLU, or pooling of ReLUs...)."""
     if activation_name(layer) == "relu":
         return True
-    return isinstance(layer, _KEEPS_SIGN) and _non_negative_inputs(layer)
+    return keeps_sign(layer) and _non_negative_inputs(layer)
 
 
 def _non_negative_inputs(layer) -> bool:
@@ -128,3 +123,36 @@ class ZPlus(innvestigate_analyzer.LRPZPlus):
     def __init__(self, model, **kwargs) -> None:
         kwargs.setdefault("input_layer_rule", WPlusRule)
         super().__init__(model, **kwargs)
+
+
+class EpsilonPlusBox(innvestigate_analyzer.LRP):
+    """An LRP composite: epsilon on dense layers, z+ on convolutions, z^B at the input layer.
+
+    The composite Kohlbrenner et al. (*Towards Best Practice in Explaining Neural Network
+    Decisions with LRP*, IJCNN 2020) recommend for ReLU CNNs (zennit calls the flat-input variant
+    ``EpsilonPlusFlat``): ``R_i = sum_j x_i w_ij / (z_j + epsilon sign(z_j)) R_j`` (bias in
+    ``z_j``) on dense layers, z+ (bias ignored) on convolutions, the z^B rule with the input
+    range ``[low, high]`` on the first layer; ``Add`` and average pooling get the z rule.
+
+    Parameters
+    ----------
+    low, high : float
+        The range of the input values.
+    epsilon : float
+        The stabilizer of the dense layers.
+    """
+
+    def __init__(self, model, *args, low=-1.0, high=1.0, epsilon=1e-6, **kwargs) -> None:
+        class DenseEpsilonRule(EpsilonRule):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, epsilon=epsilon, bias=True, **kw)
+
+        kwargs.pop("rule", None)
+        kwargs.pop("input_layer_rule", None)
+        super().__init__(
+            model,
+            *args,
+            rule=[(is_dense_layer, DenseEpsilonRule), (is_conv_layer, ZPlusRule)],
+            input_layer_rule=(float(low), float(high)),
+            **kwargs,
+        )

@@ -1,0 +1,78 @@
+"""The shipped digit-scene models: files, sizes, layout of the weights, held-out accuracy."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from sglrp.canonize import canonize
+from sglrp.demo import (
+    ARCHITECTURES,
+    build_model,
+    load_demo_model,
+    make_scenes,
+    metrics_file,
+    weights_file,
+)
+from sglrp.demo.train import EVAL_SCENE_SEED, EVAL_SCENES, scene_top2
+
+MODELS = list(ARCHITECTURES)
+
+
+def test_at_least_three_models():
+    assert len(MODELS) >= 3 and MODELS[0] == "digits_cnn"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shipped_files(name):
+    info = json.loads(metrics_file(name).read_text())
+    assert weights_file(name).stat().st_size <= 1024 * 1024
+    assert info["param_count"] == build_model(name).count_params()
+    assert info["scene_top2"] >= 0.95
+    assert info["epochs"] == 10 and info["seed"] == 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_weights_are_stored_by_layer_name(name):
+    model = build_model(name)
+    with h5py.File(weights_file(name), "r") as f:
+        stored = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+    assert stored == [layer.name for layer in model.layers if layer.weights]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_held_out_scene_top2_is_the_recorded_one(name):
+    info = json.loads(metrics_file(name).read_text())
+    scenes = make_scenes(EVAL_SCENES, seed=EVAL_SCENE_SEED, split="test")
+    probs = load_demo_model(name=name).predict(scenes.images, batch_size=500, verbose=0)
+    top2 = scene_top2(probs, scenes.labels)
+    assert top2 == pytest.approx(info["scene_top2"], abs=2 / EVAL_SCENES)
+    assert top2 >= 0.95
+
+
+def test_gap_resnet_has_batch_norms_that_canonization_folds():
+    model = load_demo_model(name="gap_resnet")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert {"BatchNormalization", "Add", "GlobalAveragePooling2D"} <= set(kinds)
+    folded = canonize(model)
+    assert "BatchNormalization" not in [type(layer).__name__ for layer in folded.layers]
+    x = make_scenes(8, seed=3).images
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+
+
+def test_unknown_model_names_the_valid_ones():
+    with pytest.raises(KeyError, match="digits_cnn, dense_head, gap_resnet"):
+        build_model("resnet50")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dense_head", "gap_resnet"])
+def test_training_is_deterministic(name):
+    from sglrp.demo.train import train
+
+    first, _ = train(epochs=1, verbose=0, name=name)
+    second, _ = train(epochs=1, verbose=0, name=name)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
