@@ -133,8 +133,11 @@ def _quiet_ray_data() -> None:
     import logging
 
     import ray.data  # noqa: F401  (sets up its loggers)
-    from ray.data._internal.logging import SessionFileHandler
 
+    try:
+        from ray.data._internal.logging import SessionFileHandler
+    except ImportError:  # another Ray: its messages stay as they are
+        return
     for handler in logging.getLogger("ray.data").handlers:
         if not isinstance(handler, SessionFileHandler):
             handler.setLevel(logging.ERROR)
