@@ -226,6 +226,21 @@ def test_ray_addresses_taken():
         assert ray_address(good) == good
 
 
+def test_an_address_where_nothing_answers_is_refused(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "never"
+    code = cli_main(["explain", str(tmp_path / "a.png"), "--model", "demo", "--out", str(out),
+                     f"--ray=127.0.0.1:{port}"])
+    assert code == 2
+    assert f"error: cannot connect to Ray at '127.0.0.1:{port}': nothing answers there" in \
+        capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_workers_need_ray(tmp_path, capsys):
     out = tmp_path / "never"
     code = cli_main(["explain", str(tmp_path / "a.png"), "--model", "demo", "--out", str(out),
