@@ -48,7 +48,7 @@ bench: $(STAMP)
 bench-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.memory
 
-# sglrp explain in one process against --ray with 1 and 2 workers (demo CNN, VGG16), ~15 min
+# sglrp explain in one process against --ray with 1 and 2 workers (demo CNN, VGG16), ~8 min
 bench-ray: $(STAMP)
 	$(BIN)/python -m benchmarks.ray_bench --json benchmarks/ray-cpu.json
 

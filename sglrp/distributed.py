@@ -83,7 +83,10 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
         For a bad model, method, target or option (before any work); ``TypeError`` for
         ``data`` of another kind.
     """
+    import math
+
     import ray
+    import ray.data
 
     from .explain import ray_runner
     from .explain.cli import parse_methods
@@ -108,6 +111,9 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if not (isinstance(max_megapixels, (int, float)) and math.isfinite(max_megapixels)
+            and max_megapixels > 0):
+        raise ValueError(f"max_megapixels must be a finite number > 0, got {max_megapixels!r}")
     methods = parse_methods(",".join(map(str, _as_list(methods))))
     info = load_model_info(model, weights, low, high)
     if not info.low < info.high:

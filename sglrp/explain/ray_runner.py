@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -92,13 +93,32 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs = {"log_to_driver": False, "logging_level": logging.ERROR}
     if local:
         kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+    if not local:
+        _check_reachable(address)
     try:
         ray.init(address=address, **kwargs)
     except Exception as err:  # ConnectionError, ValueError, RuntimeError ... from Ray
-        where = "start a local Ray instance" if local else f"connect to Ray at {address!r}"
-        raise UsageError(f"cannot {where}: {err}") from None
+        if local:
+            raise UsageError(f"cannot start a local Ray instance: {err}") from None
+        raise UsageError(f"cannot connect to Ray at {address!r}: {err} (a cluster with token "
+                         "authentication needs RAY_AUTH_MODE=token and its token here, in "
+                         "~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
     _quiet_ray_data()
     return True
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at ``host:port`` (Ray itself retries for minutes)."""
+    import socket
+
+    match = re.fullmatch(r"(?:ray://)?([^\s:/]+):(\d+)", address)
+    if match is None:  # "auto": Ray finds the cluster of this machine
+        return
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=timeout).close()
+    except OSError as err:
+        raise UsageError(f"cannot connect to Ray at {address!r}: nothing answers there "
+                         f"({err})") from None
 
 
 def shutdown() -> None:
@@ -113,8 +133,11 @@ def _quiet_ray_data() -> None:
     import logging
 
     import ray.data  # noqa: F401  (sets up its loggers)
-    from ray.data._internal.logging import SessionFileHandler
 
+    try:
+        from ray.data._internal.logging import SessionFileHandler
+    except ImportError:  # another Ray: its messages stay as they are
+        return
     for handler in logging.getLogger("ray.data").handlers:
         if not isinstance(handler, SessionFileHandler):
             handler.setLevel(logging.ERROR)
