@@ -14,16 +14,12 @@ CPU time (steadier than wall-clock time on a machine shared with other work).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
-import sys
 import time
-import types
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADS = {
     "sglrp": ("softmax_gradient_target", "softmax_gradient_dual"),
     "clrp": ("output", "contrastive_dual"),
@@ -31,18 +27,6 @@ HEADS = {
     "sglrp_seq": ("softmax_gradient",),
     "gradient": ("gradient",),
 }
-
-
-def _engine():
-    """``(Propagation, heads)`` without ``sglrp/__init__.py`` where the package cannot import."""
-    try:
-        import sglrp  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("sglrp")
-        stub.__path__ = [os.path.join(ROOT, "sglrp")]
-        sys.modules["sglrp"] = stub
-    propagate = importlib.import_module("sglrp.engines.keras3.propagate")
-    return propagate.Propagation, importlib.import_module("sglrp.heads")
 
 
 def main(argv=None) -> None:
@@ -57,7 +41,9 @@ def main(argv=None) -> None:
 
     import keras
 
-    Propagation, heads = _engine()
+    from sglrp import heads
+    from sglrp.engines.keras3.propagate import Propagation
+
     model = keras.applications.VGG16(
         weights=None, input_shape=(args.size, args.size, 3), classifier_activation=None
     )

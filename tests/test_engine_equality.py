@@ -19,19 +19,21 @@ import sys
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-if int(keras.__version__.split(".")[0]) < 3:
-    pytest.skip("the Keras 3 engine needs Keras >= 3", allow_module_level=True)
+import sglrp
+
+if sglrp.engine != "keras3":  # its modules import Keras 3
+    pytest.skip("only for the keras3 engine", allow_module_level=True)
+
+import keras  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import engine_models as em  # noqa: E402
-import keras3_loader  # noqa: E402
 import reference as ref  # noqa: E402
 
-heads = keras3_loader.load("heads")
-Propagation = keras3_loader.load("engines.keras3.propagate").Propagation
+from sglrp import heads  # noqa: E402
+from sglrp.engines.keras3.propagate import Propagation  # noqa: E402
 
 RTOL = 1e-4
 #: rule set -> (method key in the fixtures, head index there, head) for every head it runs.
@@ -45,9 +47,15 @@ PASSES = {
     "preset_a_flat": [("lrp_a", 0, heads.output), ("sglrp_seq_a", 0, heads.softmax_gradient)],
     "preset_b_flat": [("lrp_b", 0, heads.output), ("sglrp_seq_b", 0, heads.softmax_gradient)],
     "epsilon": [("lrp_epsilon", 0, heads.output)],
+    "epsilon_plus_box": [("sglrp_epsilon_plus_box", 0, heads.softmax_gradient)],
     "z_plus": [("lrp_z_plus", 0, heads.output)],
     "guided_backprop": [("guided_backprop", 0, heads.gradient)],
     "gradient": [("gradient", 0, heads.gradient)],
+}
+#: rule set -> its options, as the public class sets them, from a case.
+OPTIONS = {
+    "bounded_deep_taylor": lambda case: dict(case.options),
+    "epsilon_plus_box": lambda case: {**case.options, "epsilon": 0.1},
 }
 FIXTURES = {
     os.path.basename(p)[len("engine_") : -len(".npz")]: p
@@ -74,7 +82,7 @@ class Case:
     def ratios(self, rule: str) -> dict:
         """max|delta| / max|reference| of every map of ``rule``'s passes."""
         passes = PASSES[rule]
-        options = self.options if rule == "bounded_deep_taylor" else {}
+        options = OPTIONS.get(rule, lambda case: {})(self)
         maps = Propagation(self.model, rule, [p[2] for p in passes], **options)(
             self.xs, self.selection
         )
@@ -115,6 +123,45 @@ def test_equal_to_innvestigate_engine_on_test_nets(name, rule):
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_equal_to_innvestigate_engine_on_architectures(name, rule):
     _check(name, rule)
+
+
+#: fixture key -> public class and its arguments, for the final maps (``analyze``).
+PUBLIC = {
+    "lrp": (sglrp.LRP, {"low": -1.0, "high": 1.0}),
+    "clrp": (sglrp.CLRP, {"low": -1.0, "high": 1.0}),
+    "sglrp": (sglrp.SGLRP, {"low": -1.0, "high": 1.0}),
+    "sglrp_seq_a": (sglrp.SGLRPSeqA, {}),
+    "sglrp_seq_b": (sglrp.SGLRPSeqB, {}),
+    "sglrp_epsilon_plus_box": (sglrp.SGLRPEpsilonPlusBox, {"low": -1.0, "high": 1.0}),
+    "lrp_a": (sglrp.LRPA, {}),
+    "lrp_b": (sglrp.LRPB, {}),
+    "lrp_epsilon": (sglrp.LRPE, {}),
+    "lrp_z_plus": (sglrp.LRPZPlus, {}),
+    "guided_backprop": (sglrp.GBP, {}),
+    "smoothgrad": (sglrp.SG, {"augment_by_n": 4}),
+    "integrated_gradients": (sglrp.IG, {"steps": 4}),
+    "grad_cam": (sglrp.GradCAM, {}),
+    "guided_grad_cam": (sglrp.GuidedGradCAM, {}),
+}
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_public_methods_equal_to_innvestigate_engine(name):
+    # The whole chain, front and engine: analyze(x, target) of every public class.
+    c = case(name)
+    keys = sorted({k.split("/")[0] for k in c.data.files if "/final/" in k})
+    assert keys, f"{name}: no final maps in the fixture"
+    x = c.xs if len(c.xs) > 1 else c.xs[0]
+    bad = {}
+    for key in keys:
+        cls, kwargs = PUBLIC[key]
+        got = cls(c.model, **kwargs).analyze(x, target=c.data["targets"])
+        for i, m in enumerate(got if len(c.xs) > 1 else [got]):
+            expected = c.data[f"{key}/final/input{i}"]
+            ratio = float(np.abs(m - expected).max() / np.abs(expected).max())
+            if not ratio <= RTOL:
+                bad[f"{key}/input{i}"] = ratio
+    assert not bad, f"{name}: max|delta| / max|reference| above {RTOL}: {bad}"
 
 
 def test_fixtures_present():

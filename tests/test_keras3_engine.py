@@ -9,19 +9,21 @@ import sys
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-if int(keras.__version__.split(".")[0]) < 3:
-    pytest.skip("the Keras 3 engine needs Keras >= 3", allow_module_level=True)
+import sglrp
+
+if sglrp.engine != "keras3":  # its modules import Keras 3
+    pytest.skip("only for the keras3 engine", allow_module_level=True)
+
+import keras  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import engine_models as em  # noqa: E402
-import keras3_loader  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-heads = keras3_loader.load("heads")
-propagate = keras3_loader.load("engines.keras3.propagate")
-kernels = keras3_loader.load("engines.keras3.kernels")
+from sglrp import heads  # noqa: E402
+from sglrp.engines.keras3 import kernels, propagate  # noqa: E402
+
 Propagation = propagate.Propagation
 layers = keras.layers
 RULES = sorted(propagate.RULE_SETS)

@@ -1,10 +1,9 @@
 """The layer graph of a Keras 3 functional model, in execution order, and its forward pass.
 
-:class:`Graph` lists the model's calls (:class:`Call`: a layer, its input and output tensors) in
-topological order from the inputs to the output, the way Keras runs them
-(``keras/src/ops/function.py``, ``_run_through_graph``). :meth:`Graph.forward` runs the calls on
-real tensors and keeps every activation, keyed by the id of the symbolic tensor it stands for;
-the backward passes (``propagate.py``) read them.
+:class:`Graph` lists the model's calls (``keras_graph.Call``: a layer, its arguments, its input
+and output tensors) in Keras' order of evaluation (``keras_graph.calls``). :meth:`Graph.forward`
+runs the calls on real tensors and keeps every activation, keyed by the id of the symbolic tensor
+it stands for; the backward passes (``propagate.py``) read them.
 
 The sign analysis that chooses innvestigate's fast z+ rule (inputs known to be >= 0, because
 they come out of ReLUs, directly or through pooling, padding, ``Add``...) lives here too: it is a
@@ -14,46 +13,14 @@ property of the graph.
 from __future__ import annotations
 
 import keras
+from keras import tree
 
-from ...keras_graph import keeps_sign
+from ...keras_graph import calls, is_graph, keeps_sign
+from ...validation import activation_name
 
-__all__ = ["Call", "Graph", "activation_name", "is_relu_layer"]
+__all__ = ["Graph", "activation_name", "is_relu_layer"]
 
 layers = keras.layers
-
-
-class Call:
-    """One call of a layer in the model: ``outputs = layer(*args, **kwargs)``.
-
-    Attributes
-    ----------
-    layer : keras.layers.Layer
-    node : keras Node
-        The call as Keras recorded it (its arguments hold the symbolic tensors).
-    inputs, outputs : list of KerasTensor
-        The symbolic tensors read and written.
-    """
-
-    def __init__(self, node) -> None:
-        self.node = node
-        self.layer = node.operation
-        self.inputs = list(node.input_tensors)
-        self.outputs = list(node.outputs)
-
-    def __repr__(self) -> str:
-        return f"Call({self.layer.name!r}: {type(self.layer).__name__})"
-
-
-def activation_name(layer) -> str | None:
-    """Name of the activation ``layer`` applies (``None`` for a layer without one)."""
-    if isinstance(layer, layers.Softmax):
-        return "softmax"
-    if isinstance(layer, layers.ReLU):
-        return "relu"
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    return getattr(activation, "__name__", str(activation))
 
 
 def is_relu_layer(layer) -> bool:
@@ -67,27 +34,8 @@ def is_relu_layer(layer) -> bool:
     return getattr(layer, "activation", None) is keras.activations.relu
 
 
-
 #: Layers innvestigate's input-layer check looks through (``checks.is_input_layer``).
 _RESHAPES = (layers.Flatten, layers.Permute, layers.Reshape)
-
-
-def _functional(model):
-    """The functional graph behind ``model`` (a Sequential keeps one inside)."""
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-        if graph is None:
-            raise ValueError(
-                f"Sequential model {model.name!r} has no input shape yet; give it a "
-                "keras.Input(shape) or call it once on data"
-            )
-        return graph
-    if not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(
-            f"model {model.name!r} ({type(model).__name__}) is not a functional or Sequential "
-            "model: it has no graph of layers to propagate through"
-        )
-    return model
 
 
 class Graph:
@@ -101,22 +49,21 @@ class Graph:
     """
 
     def __init__(self, model) -> None:
-        graph = _functional(model)
+        if not is_graph(model):
+            raise ValueError(
+                f"model {model.name!r} ({type(model).__name__}) is not a built functional or "
+                "Sequential model: it has no graph of layers to propagate through"
+            )
         self.model = model
-        self.inputs = list(graph.inputs)
-        if len(graph.outputs) != 1:
-            raise ValueError(f"model {model.name!r} has {len(graph.outputs)} outputs; expected one")
-        self.output = graph.outputs[0]
-        self.calls: list[Call] = []
-        for depth in sorted(graph._nodes_by_depth, reverse=True):
-            for node in graph._nodes_by_depth[depth]:
-                if node.operation is None or node.is_input:
-                    continue
-                self.calls.append(Call(node))
+        self.inputs = list(model.inputs)
+        if len(model.outputs) != 1:
+            raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; expected one")
+        self.output = model.outputs[0]
+        self.calls = calls(model)
         #: id(symbolic tensor) -> the call that computes it.
         self.producer = {id(t): c for c in self.calls for t in c.outputs}
         #: layer -> its calls in this model (a shared layer has several).
-        self.calls_of: dict[int, list[Call]] = {}
+        self.calls_of: dict[int, list] = {}
         for call in self.calls:
             self.calls_of.setdefault(id(call.layer), []).append(call)
         self._sign: dict[int, bool] = {}
@@ -125,11 +72,14 @@ class Graph:
     def forward(self, inputs) -> dict:
         """Run the model on ``inputs`` (real tensors); return id(symbolic tensor) -> value."""
         values = {id(t): v for t, v in zip(self.inputs, inputs)}
+
+        def fill(v):
+            return values[id(v)] if isinstance(v, keras.KerasTensor) else v
+
         for call in self.calls:
-            args, kwargs = call.node.arguments.fill_in(values)
+            args, kwargs = tree.map_structure(fill, (call.args, call.kwargs))
             out = call.layer(*args, **kwargs)
-            outs = out if isinstance(out, (list, tuple)) else [out]
-            for t, v in zip(call.outputs, outs):
+            for t, v in zip(call.outputs, tree.flatten(out)):
                 values[id(t)] = v
         return values
 
@@ -163,9 +113,7 @@ class Graph:
         if self.is_model_input(tensor):
             return False
         layer = self.producer[id(tensor)].layer
-        if isinstance(layer, layers.ReLU):
-            return not layer.negative_slope and layer.threshold >= 0
-        if activation_name(layer) == "relu":
+        if activation_name(layer) == "relu":  # not a ReLU with a negative slope or a threshold
             return True
         return keeps_sign(layer) and self.non_negative_inputs(layer)
 

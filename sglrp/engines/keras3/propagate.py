@@ -18,6 +18,8 @@ rule set                 innvestigate analyzer it reproduces (as sglrp configure
                          at the input layer)
 ``preset_b_flat``        LRPSequentialPresetBFlat (alpha2-beta1 conv)
 ``epsilon``              LRPEpsilon (epsilon=1e-7)
+``epsilon_plus_box``     sglrp's EpsilonPlusBox (innvestigate's LRP with epsilon on dense
+                         layers, alpha1-beta0 without bias on convolutions, z^B at the input)
 ``z_plus``               LRPZPlus (alpha1-beta0 without bias) with sglrp's w+ input rule
 ``guided_backprop``      GuidedBackprop
 ``gradient``             Gradient
@@ -269,7 +271,7 @@ class Propagation:
                 continue
             for condition, make in conditional_rules:
                 if condition(call, graph):
-                    self.rules[id(call)] = make(call, graph)
+                    self.rules[call.key] = make(call, graph)
                     break
             else:
                 raise ValueError(self._refusal(call, "no rule of this rule set applies to it"))
@@ -341,7 +343,7 @@ class Propagation:
             r = parts[0] if len(parts) == 1 else tf.add_n(parts)
             xs = [values[id(t)] for t in call.inputs]
             y = values[id(call.outputs[0])]
-            for t, rx in zip(call.inputs, self.rules[id(call)].backward(xs, y, r, stacks)):
+            for t, rx in zip(call.inputs, self.rules[call.key].backward(xs, y, r, stacks)):
                 if rx is not None:
                     relevance.setdefault(id(t), []).append(rx)
         out = []

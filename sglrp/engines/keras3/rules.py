@@ -1,6 +1,6 @@
 """Rules: how relevance at a layer's output moves to its inputs, as innvestigate computes it.
 
-One small class per rule. Each is made for one call of a layer (:class:`~.graph.Call`) and maps
+One small class per rule. Each is made for one call of a layer (``keras_graph.Call``) and maps
 the relevance ``r`` of the call's output to its inputs with :meth:`Rule.backward`. The relevance of
 every head is stacked on the batch axis, ``(H*N, ...)``, while the layer's inputs and outputs
 are ``(N, ...)``: the rules' forward computations (``z``, the stabilized denominators) run once
@@ -120,7 +120,7 @@ class Rule:
 
     Parameters
     ----------
-    call : graph.Call
+    call : keras_graph.Call
         The layer call this rule reverses.
     graph : graph.Graph
         The model's graph (for rules that look at the sign of their inputs).
