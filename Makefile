@@ -42,8 +42,10 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 	$(BIN_K3)/python -m pytest -q -m slow
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+# Both engines, one after the other; benchmarks/RESULTS.md puts them side by side.
+bench: install
+	$(BIN)/python -m benchmarks.run --json benchmarks/results-cpu.json
+	$(BIN_K3)/python -m benchmarks.run --json benchmarks/results-cpu-keras3.json
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.memory
