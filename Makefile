@@ -10,7 +10,7 @@ BIN_K3 := $(VENV_K3)/bin
 STAMP_K3 := $(VENV_K3)/.installed
 TF_KERAS3 ?= tensorflow==2.21.*
 
-.PHONY: install demo test test-slow bench bench-memory lint notebooks clean
+.PHONY: install demo test test-slow bench bench-memory bench-ray lint notebooks clean
 
 define make_venv
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or: make PY=python3 ...)"; exit 1; }
@@ -20,12 +20,12 @@ endef
 
 $(STAMP): pyproject.toml
 	$(call make_venv,$(VENV))
-	$(BIN)/python -m pip install -q -e ".[innvestigate,test]"
+	$(BIN)/python -m pip install -q -e ".[innvestigate,ray,test]"
 	touch $(STAMP)
 
 $(STAMP_K3): pyproject.toml
 	$(call make_venv,$(VENV_K3))
-	$(BIN_K3)/python -m pip install -q -e ".[keras3,test]" "$(TF_KERAS3)"
+	$(BIN_K3)/python -m pip install -q -e ".[keras3,ray,test]" "$(TF_KERAS3)"
 	touch $(STAMP_K3)
 
 install: $(STAMP) $(STAMP_K3)
@@ -42,11 +42,17 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 	$(BIN_K3)/python -m pytest -q -m slow
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+# Both engines, one after the other; benchmarks/RESULTS.md puts them side by side.
+bench: install
+	$(BIN)/python -m benchmarks.run --json benchmarks/results-cpu.json
+	$(BIN_K3)/python -m benchmarks.run --json benchmarks/results-cpu-keras3.json
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.memory
+
+# sglrp explain in one process against --ray with 1 and 2 workers (demo CNN, VGG16), ~8 min
+bench-ray: $(STAMP)
+	$(BIN)/python -m benchmarks.ray_bench --json benchmarks/ray-cpu.json
 
 # The example notebooks: written from examples/build_notebooks.py, then the offline ones run in
 # place so that they are committed with their outputs; zebra_elephant.ipynb only when the VGG16

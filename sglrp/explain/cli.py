@@ -6,6 +6,10 @@ and SIGTERM stop the run (never inside the append of a record): one line says so
 follows, exit code 130 (SIGINT) or 143 (SIGTERM); a second signal ends the process at once. A
 full disk, a file size limit or a quota (``ENOSPC``, ``EFBIG``, ``EDQUOT``) stops it the same way
 with exit code 1. What was finished is in the manifest either way; the same command resumes.
+
+``--ray [ADDRESS]`` computes the jobs on Ray (:mod:`sglrp.explain.ray_runner`) with
+``--workers`` actors; everything else (checks, resume, manifest, messages, exit codes) stays
+here, on the driver.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from ..arguments import finite_float, output_dir, positive_float, positive_int
-from .errors import UsageError
+from .errors import RunError, UsageError
 from .inputs import expand_inputs
 from .loop import Run
 from .manifest import MANIFEST
@@ -123,6 +128,7 @@ class _Command:
         self.out = Path(args.out)
         self.run: Run | None = None
         self.bar = None
+        self.ray_started = False
 
     def say(self, message: str) -> None:
         if self.bar is not None:
@@ -142,6 +148,8 @@ class _Command:
         args = self.args
         if args.low is not None and args.high is not None and not args.low < args.high:
             raise UsageError(f"--low must be below --high, got {args.low} and {args.high}")
+        if args.workers is not None and args.ray is None:
+            raise UsageError("--workers needs --ray")
         methods = parse_methods(args.method)
         formats = parse_formats(args.format)
         images = expand_inputs(args.images)
@@ -157,6 +165,7 @@ class _Command:
         targets = parse_targets(args.target, info)
         if not info.low < info.high:
             raise UsageError(f"--low must be below --high, got {info.low} and {info.high}")
+        executor = None if args.ray is None else self.ray_executor(info)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             return Run(info=info, identity=identity, images=images, methods=methods,
@@ -165,9 +174,30 @@ class _Command:
                        max_megapixels=args.max_megapixels, overwrite=args.overwrite,
                        say=self.say, progress=lambda n: self.bar and self.bar.update(n),
                        interrupted=lambda: self.signals.received is not None,
-                       hold=self.signals.held)
+                       hold=self.signals.held, executor=executor)
         except OSError as err:
             raise UsageError(f"cannot write to --out {str(self.out)!r}: {err}") from None
+
+    def ray_executor(self, info):
+        """Connect to Ray (``--ray``), the executor of ``--workers`` actors (raises UsageError)."""
+        try:
+            from . import ray_runner
+        except ImportError as err:
+            raise UsageError(f"--ray needs Ray: pip install \"sglrp[ray]\" ({err})") from None
+        args = self.args
+        self.ray_started = ray_runner.connect(args.ray or None)
+        workers = args.workers or ray_runner.default_workers()
+        resources = ray_runner.worker_resources(workers)
+        spec = ray_runner.ModelSpec(args.model, args.weights, args.low, args.high)
+        info.model = None  # the workers build their own; the driver only names classes
+        return ray_runner.RayExecutor(spec, info, workers, resources)
+
+    def disconnect(self) -> None:
+        if self.ray_started:
+            from . import ray_runner
+
+            ray_runner.shutdown()
+            self.ray_started = False
 
     def execute(self) -> int:
         from tqdm import tqdm
@@ -175,9 +205,12 @@ class _Command:
         run = self.run
         if not self.args.quiet:
             info = run.info
+            where = "" if run.executor is None else \
+                f" on Ray, {_count(run.executor.workers, 'worker')}"
             self.say(f"explain: {_count(len(run.images), 'image')} x "
                      f"{_count(len(run.methods), 'method')} ({', '.join(run.methods)}) x "
-                     f"{_count(len(run.targets), 'target')}, model {info.name} -> {self.out}")
+                     f"{_count(len(run.targets), 'target')}, model {info.name}{where} -> "
+                     f"{self.out}")
         with tqdm(total=len(run.images) * len(run.methods), file=sys.stderr, unit="img",
                   disable=True if self.args.quiet else None, dynamic_ncols=True) as self.bar:
             run.execute()
@@ -236,12 +269,27 @@ def run(args) -> int:
             except OSError as err:  # a full disk, or the folder became unwritable
                 command.stopped(_write_error(err) if is_disk_full(err) else f"error: {err}")
                 return 1
+            except RunError as err:  # the workers of a distributed run failed
+                command.stopped(f"error: {err}")
+                return 1
             finally:
                 command.run.close()
         except KeyboardInterrupt:
             signum = signals.received or signal.SIGINT
             command.stopped(f"interrupted ({signal.Signals(signum).name})")
             return 128 + signum
+        finally:
+            command.disconnect()
+
+
+def ray_address(text: str) -> str:
+    """``--ray``'s value: empty (bare ``--ray``), ``local``, ``auto``, ``host:port`` or
+    ``ray://host:port``."""
+    if text in ("", "local", "auto") or re.fullmatch(r"(ray://)?[^\s:/]+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be a Ray address (host:port, ray://host:port, auto or local), got {text!r}; "
+        "put --ray after the inputs, or write --ray=ADDRESS")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -287,5 +335,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="predicted classes kept in the manifest, >= 1 (default 5)")
     p.add_argument("--max-megapixels", type=positive_float, default=50.0,
                    help="larger images are reported and skipped; > 0 (default 50)")
+    p.add_argument("--ray", nargs="?", const="", default=None, type=ray_address,
+                   metavar="ADDRESS",
+                   help="compute on Ray (pip install sglrp[ray]): alone, a local Ray instance "
+                   "(or the cluster in RAY_ADDRESS); with host:port, ray://host:port or auto, "
+                   "that cluster. Inputs, model and --out must be on a file system every node "
+                   "sees. Put --ray after the inputs, or write --ray=ADDRESS")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="with --ray: Ray actors, each with the model (default: one per GPU of "
+                   "the cluster, 1 without GPUs); with GPUs one GPU each, else an equal share "
+                   "of the CPUs")
     p.set_defaults(run=run)
     return p

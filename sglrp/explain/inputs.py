@@ -7,6 +7,7 @@ recorded with a map is the hash of the bytes the map was computed from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -70,6 +71,9 @@ def read_input(path, size: tuple, channels: int,
                max_megapixels: float = 50.0) -> tuple[np.ndarray, str]:
     """:func:`read_image`, and ``"sha256:<hex>"`` of the file content it decoded.
 
+    ``path`` may also be an open binary file (e.g. ``io.BytesIO`` of a file's content, as a
+    distributed run receives it), read from its start.
+
     Raises
     ------
     ImageError
@@ -78,12 +82,16 @@ def read_input(path, size: tuple, channels: int,
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError("not a file" if path.exists() else "no such file")
+    if hasattr(path, "read"):
+        source = contextlib.nullcontext(path)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ImageError("not a file" if path.exists() else "no such file")
+        source = None
     sha = None
     try:
-        with open(path, "rb") as f:
+        with source or open(path, "rb") as f:
             h = hashlib.sha256()
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
@@ -154,7 +162,7 @@ class Batch:
 
 def read_batch(paths: Sequence, indices: Sequence[int], info: ModelInfo,
                max_megapixels: float = 50.0) -> Batch:
-    """Read, hash and preprocess ``paths[i]`` for ``i`` in ``indices``."""
+    """Read, hash and preprocess ``paths[i]`` (paths or open files) for ``i`` in ``indices``."""
     good, pixels, hashes, errors = [], [], [], []
     for i in indices:
         try:

@@ -9,14 +9,16 @@ Two parts, so that the work can be spread over processes later:
   job's method.
 * :class:`Run` is the driver: it decides per method which images an earlier run already
   finished (:class:`~sglrp.explain.signature.Resume`), builds the analyzer, cuts the rest into
-  jobs, and appends every record to the manifest, whose only writer it is.
+  jobs, and appends every record to the manifest, whose only writer it is. Given an
+  ``executor`` (e.g. :class:`sglrp.explain.ray_runner.RayExecutor`), it hands all jobs of the
+  run to it instead and appends the records that come back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,8 @@ from .outputs import (
 )
 from .signature import Resume, digest, file_sha256, map_signature, method_signature
 
-__all__ = ["Job", "BatchResult", "analyzer_options", "explain_batch", "Run"]
+__all__ = ["Job", "BatchResult", "analyzer_options", "create_method_analyzer", "predict",
+           "explain_batch", "failed_batch", "Run"]
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,12 @@ class Job:
 @dataclass
 class BatchResult:
     """What :func:`explain_batch` did: one record per image and target that it got to, and
-    ``stop = (errno, strerror, filename)`` if a full disk (a size limit, a quota) ended it."""
+    ``stop = (errno, strerror, filename)`` if a full disk (a size limit, a quota) ended it.
+    ``error`` is set when the whole batch failed with one message (:func:`failed_batch`)."""
 
     records: list = field(default_factory=list)
     stop: tuple | None = None
+    error: str | None = None
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -105,6 +110,23 @@ def create_method_analyzer(method: str, info: ModelInfo, options: dict):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="model .* ends in a softmax")
         return create_analyzer(method, info.model, **options)
+
+
+def predict(analyzer, x: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities of ``x`` (float64, from the analyzer's logits) and the ``top_k``
+    most probable class ids of each image, by decreasing probability."""
+    probs = _softmax(analyzer.predict_logits(x))
+    return probs, np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+
+
+def failed_batch(job: Job, info: ModelInfo, message: str) -> BatchResult:
+    """An ``"error"`` record with ``message`` for every image and target of ``job``, for a batch
+    that failed as a whole (its method's analyzer cannot be created, its worker died)."""
+    records = [make_record(key=None, image=image, model=info.name, method=job.method,
+                           target=target, status="error", error=message,
+                           signature=map_signature(job.signature, target, None))
+               for image in job.images for target in job.targets]
+    return BatchResult(records, error=message)
 
 
 def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
@@ -135,10 +157,8 @@ def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
             record(job.images[i], target, sha, "error", error=message)
     if not batch.indices:
         return result
-    k = min(job.top_k, info.n_classes)
-    probs = _softmax(analyzer.predict_logits(batch.x))
+    probs, top_ids = predict(analyzer, batch.x, min(job.top_k, info.n_classes))
     predicted = probs.argmax(axis=1)
-    top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     try:
         for target in job.targets:
             ids = predicted if target == AUTO else np.full(len(batch.indices), target)
@@ -194,6 +214,10 @@ class Run:
     hold : callable
         Returns a context manager that holds a stop (a signal) back while it is active: each
         record is appended and counted inside one.
+    executor : callable, optional
+        ``executor(jobs)`` computes the jobs of the whole run elsewhere (each with an analyzer
+        of its method) and yields ``(job, BatchResult)`` as they finish, each job once, in any
+        order. ``None``: method by method in this process, one analyzer alive at a time.
     """
 
     def __init__(self, *, info: ModelInfo, identity: dict, images: Sequence[str],
@@ -204,6 +228,7 @@ class Run:
                  progress: Callable[[int], None] = lambda n: None,
                  interrupted: Callable[[], bool] = lambda: False,
                  hold: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 executor: Callable[[list], Iterable[tuple]] | None = None,
                  ) -> None:
         self.info, self.identity, self.images = info, identity, list(images)
         self.methods, self.targets, self.formats = list(methods), list(targets), tuple(formats)
@@ -211,10 +236,12 @@ class Run:
         self.relu, self.batch_size, self.top_k = relu, batch_size, top_k
         self.max_megapixels, self.overwrite = max_megapixels, overwrite
         self.say, self.progress, self.interrupted, self.hold = say, progress, interrupted, hold
+        self.executor = executor
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
         #: Records this run will write when it completes.
         self.total = len(self.images) * len(self.methods) * len(self.targets)
         self._reported: set[tuple] = set()
+        self._reported_batches: set[str] = set()
         self._input_sha: dict[int, str | None] = {}
         self.resume = Resume([] if overwrite else read_manifest(self.out / MANIFEST), self.out,
                              self.formats, min(top_k, info.n_classes))
@@ -265,17 +292,32 @@ class Run:
 
     # -- the loop -------------------------------------------------------------------------------
     def execute(self) -> None:
-        """Every method in turn.
+        """Every method in turn, or every job through the executor.
 
         Raises
         ------
         DiskFullError
             When nothing more can be written (what was finished is recorded).
         """
-        for method in self.methods:
-            self.run_method(method)
+        if self.executor is None:
+            for method in self.methods:
+                self.run_method(method)
+            return
+        jobs = [job for method in self.methods for job in self.plan(method)]
+        if not jobs:
+            return
+        results = self.executor(jobs)
+        try:
+            for job, result in results:
+                self.take(job, result)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
 
-    def run_method(self, method: str) -> None:
+    def plan(self, method: str) -> list[Job]:
+        """Record the images of ``method`` that an earlier run finished (``"skipped"``); return
+        the others as jobs of ``batch_size`` images."""
         options = analyzer_options(method, self.info, self.relu)
         signature = method_signature(self.identity, method, options)
         pending = []
@@ -287,39 +329,41 @@ class Run:
             for record in reused:
                 self.add(record)
             self.progress(1)
-        if not pending:
+        return [Job(method, signature, tuple(self.targets),
+                    tuple(self.images[i] for i in pending[start:start + self.batch_size]),
+                    str(self.out), self.formats, self.top_k, self.max_megapixels)
+                for start in range(0, len(pending), self.batch_size)]
+
+    def run_method(self, method: str) -> None:
+        jobs = self.plan(method)
+        if not jobs:
             return
         try:
-            analyzer = create_method_analyzer(method, self.info, options)
+            analyzer = create_method_analyzer(method, self.info, jobs[0].signature["options"])
         except Exception as err:  # a method that does not fit this model: report, go on
-            message = f"cannot create {method}: {err}"
-            self.say(f"error: {message}")
-            for i in pending:
-                for target in self.targets:
-                    self.add(make_record(
-                        key=None, image=self.images[i], model=self.info.name, method=method,
-                        target=target, status="error", error=message,
-                        signature=map_signature(signature, target, None)), report=False)
-                self.progress(1)
+            for job in jobs:
+                self.take(job, failed_batch(job, self.info, f"cannot create {method}: {err}"))
             return
         try:
-            for start in range(0, len(pending), self.batch_size):
-                chunk = pending[start:start + self.batch_size]
-                job = Job(method, signature, tuple(self.targets),
-                          tuple(self.images[i] for i in chunk), str(self.out), self.formats,
-                          self.top_k, self.max_megapixels)
-                result = explain_batch(job, analyzer, self.info)
-                stopping = self.interrupted()
-                for record in result.records:  # an interrupt may surface as an error inside
-                    if not (stopping and record["status"] == "error"):  # TF: not recorded
-                        self.add(record)
-                if stopping:
-                    raise KeyboardInterrupt
-                if result.stop is not None:
-                    raise DiskFullError(*result.stop)
-                self.progress(len(chunk))
+            for job in jobs:
+                self.take(job, explain_batch(job, analyzer, self.info))
         finally:
             analyzer.close()
+
+    def take(self, job: Job, result: BatchResult) -> None:
+        """Append the records of a finished job; stop if a signal came or the disk is full."""
+        stopping = self.interrupted()
+        if result.error is not None and result.error not in self._reported_batches:
+            self._reported_batches.add(result.error)  # said once, not once per image
+            self.say(f"error: {result.error}")
+        for record in result.records:  # an interrupt may surface as an error inside
+            if not (stopping and record["status"] == "error"):  # TF: not recorded
+                self.add(record, report=result.error is None)
+        if stopping:
+            raise KeyboardInterrupt
+        if result.stop is not None:
+            raise DiskFullError(*result.stop)
+        self.progress(len(job.images))
 
     def close(self) -> None:
         self.manifest.close()
