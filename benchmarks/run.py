@@ -80,12 +80,10 @@ def sglrp_methods(model_name: str, vgg16_samples: int) -> list[tuple[str, str, d
     for name in sglrp.available_methods():
         if name == "grad_cam.multi_input":  # the same graph as grad_cam, for several inputs
             continue
-        kwargs, label = {}, METHODS[name].__name__
-        if name in ("lrp", "clrp", "sglrp"):
-            kwargs = {"low": spec.low, "high": spec.high}
+        kwargs, label = {"low": spec.low, "high": spec.high}, METHODS[name].__name__
         if model_name == "vgg16" and name in ("smoothgrad", "integrated_gradients"):
             key = "augment_by_n" if name == "smoothgrad" else "steps"
-            kwargs = {key: vgg16_samples}
+            kwargs[key] = vgg16_samples
             label += f" ({key}={vgg16_samples})"
         out.append((label, name, kwargs))
     return out

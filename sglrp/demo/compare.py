@@ -10,7 +10,7 @@ import numpy as np
 from ..metrics import localisation, summarize
 from ..registry import create_analyzer
 
-__all__ = ["COMPARISON", "BOUNDED", "run_methods", "discrimination", "format_table"]
+__all__ = ["COMPARISON", "run_methods", "discrimination", "format_table"]
 
 #: Figure label -> registry name, in the order of the original notebook's figure (SG, IG last).
 COMPARISON = {
@@ -28,8 +28,6 @@ COMPARISON = {
     "SmoothGrad": "smoothgrad",
     "IntGrad": "integrated_gradients",
 }
-#: Methods that take the input bounds ``low`` / ``high``.
-BOUNDED = {"lrp", "clrp", "sglrp"}
 
 
 def run_methods(
@@ -42,8 +40,8 @@ def run_methods(
     """
     maps = {}
     for label, name in methods.items():
-        kwargs = {"low": low, "high": high} if name in BOUNDED else {}
-        with create_analyzer(name, model, **kwargs) as analyzer:
+        # every method takes the bounds; those without input bounds ignore them
+        with create_analyzer(name, model, low=low, high=high) as analyzer:
             maps[label] = analyzer.analyze(x, target=targets, batch_size=batch_size)
         if progress is not None:
             progress(label)
