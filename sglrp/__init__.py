@@ -10,7 +10,7 @@ methods it is compared with, with the target chosen at call time::
 ``"innvestigate"`` (Keras 2.14 with innvestigate) or ``"keras3"`` (native Keras 3).
 """
 
-from . import _quiet  # noqa: F401  (first: quiets TensorFlow before it is imported)
+from . import _backend  # noqa: F401  (first: refuses a Keras backend other than TensorFlow)
 from ._version import __version__
 from .analyzer import Analyzer, Bounded
 from .cam import GradCAM, GuidedGradCAM, MultiGradCAM

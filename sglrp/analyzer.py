@@ -18,12 +18,14 @@ import warnings
 
 import numpy as np
 
+from ._quiet import quietly
 from .canonize import canonize
 from .validation import (
     ANY_NETWORK,
     ModelSpec,
     caller_stacklevel,
     check_bounds,
+    check_execution_mode,
     check_input,
     selection_from_target,
     weights_fingerprint,
@@ -53,7 +55,9 @@ class Analyzer:
     #: The networks the method is defined for (``validation.Support``), checked at construction.
     supports = ANY_NETWORK
 
+    @quietly
     def __init__(self, model, target_id=None, relu: bool = False) -> None:
+        check_execution_mode()
         self._user_model = model
         self._spec = ModelSpec(canonize(model), original=model)
         self.supports.check(self._spec, type(self).__name__)
@@ -128,6 +132,7 @@ class Analyzer:
             out = [np.maximum(r, 0) for r in out]
         return _single(out)
 
+    @quietly
     def predict_logits(self, x, batch_size: int | None = None) -> np.ndarray:
         """The model's logits for ``x`` (the input of its softmax), as the analysis sees them."""
         self._follow_weights()
@@ -169,6 +174,7 @@ class Analyzer:
             raise ValueError(f"the input batches differ in size: {[len(v) for v in xs]}")
         return xs
 
+    @quietly
     def _map(self, x, target, class_weights, batch_size, fn) -> list[np.ndarray]:
         self._follow_weights()
         xs = self._check(x)

@@ -341,10 +341,14 @@ def _same_padding(pad_layer, conv, size):
 
 def _bn_affine(bn):
     """``(scale, shift)`` of an inference-mode BN, in float64."""
-    mean = bn.moving_mean.numpy().astype(np.float64)
-    var = bn.moving_variance.numpy().astype(np.float64)
-    gamma = bn.gamma.numpy().astype(np.float64) if bn.scale else 1.0
-    beta = bn.beta.numpy().astype(np.float64) if bn.center else 0.0
+    # read through Keras: works with eager execution on or off
+    values = tf.keras.backend.batch_get_value(
+        [bn.moving_mean, bn.moving_variance, *([bn.gamma] if bn.scale else []),
+         *([bn.beta] if bn.center else [])]
+    )  # fmt: skip
+    mean, var = (v.astype(np.float64) for v in values[:2])
+    gamma = values[2].astype(np.float64) if bn.scale else 1.0
+    beta = values[-1].astype(np.float64) if bn.center else 0.0
     scale = gamma / np.sqrt(var + bn.epsilon)
     return scale, beta - mean * scale
 

@@ -11,6 +11,7 @@ __all__ = [
     "keywords",
     "METHODS",
     "COMMON_KEYWORDS",
+    "UnknownMethodError",
 ]
 
 #: name -> analyzer class, filled by the ``@register`` decorators of the method modules.
@@ -28,6 +29,14 @@ def register(name: str):
         return cls
 
     return decorate
+
+
+class UnknownMethodError(KeyError, ValueError):
+    """An unknown method name: a ``KeyError`` (a name lookup) and a ``ValueError`` (a bad
+    argument value), so either ``except`` catches it. The message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
 
 
 def available_methods() -> list[str]:
@@ -55,15 +64,16 @@ def create_analyzer(name: str, model, **kwargs):
 
     Raises
     ------
-    KeyError
-        If ``name`` is unknown; the message lists the valid names.
+    UnknownMethodError
+        If ``name`` is unknown (both a ``KeyError`` and a ``ValueError``); the message lists
+        the valid names.
     TypeError
         For a keyword the method does not take; the message lists the valid ones.
     """
     try:
         cls = METHODS[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownMethodError(
             f"unknown method {name!r}; available methods: {', '.join(available_methods())}"
         ) from None
     valid = keywords(cls)

@@ -24,6 +24,7 @@ __all__ = [
     "selection_from_target",
     "check_bounds",
     "weights_fingerprint",
+    "check_execution_mode",
 ]
 
 
@@ -277,6 +278,19 @@ def check_bounds(low, high) -> None:
         )
 
 
+def check_execution_mode() -> None:
+    """Keras 3 runs eagerly only: in a process where eager execution was turned off
+    (``tf.compat.v1.disable_eager_execution()``), raise a one-line RuntimeError saying so."""
+    from .keras_graph import KERAS_MAJOR
+
+    if KERAS_MAJOR >= 3 and not tf.executing_eagerly():
+        raise RuntimeError(
+            "Keras 3 needs eager execution, and this process turned it off "
+            "(tf.compat.v1.disable_eager_execution()); sglrp's Keras 3 engine cannot run here: "
+            "leave eager execution on (the innvestigate engine, TensorFlow 2.14, works either way)"
+        )
+
+
 def weights_fingerprint(model) -> tuple:
     """A cheap fingerprint of ``model``'s weights that changes whenever a weight does.
 
@@ -286,6 +300,9 @@ def weights_fingerprint(model) -> tuple:
     cores, a few milliseconds for a small CNN (``benchmarks/RESULTS.md``).
     """
     variables = list(model.weights)
+    if not tf.executing_eagerly():  # a graph-mode (TF1-style) process: the values via Keras
+        values = tf.keras.backend.batch_get_value(variables) if variables else []
+        return tuple((tuple(v.shape), *_bit_sums_numpy(v)) for v in values)
     cached = _FINGERPRINTS.get(model)
     if cached is None or len(cached[0]) != len(variables):
         cached = (variables, tf.function(lambda: [_bit_sums(v) for v in variables]))
@@ -305,6 +322,15 @@ def _bit_sums(variable):
         bits = tf.cast(bits, tf.int32)
     # Integer sums wrap around: exact, and equal whatever the order of summation.
     return tf.cast(tf.stack([tf.reduce_sum(bits), tf.reduce_sum(bits * bits)]), tf.int64)
+
+
+def _bit_sums_numpy(values: np.ndarray) -> tuple[int, int]:
+    """:func:`_bit_sums` in NumPy (the same integers, wrapping around alike)."""
+    x = np.ascontiguousarray(values).reshape(-1)
+    bits = x.view({2: np.int16, 4: np.int32, 8: np.int64}[x.dtype.itemsize])
+    wide = np.int64 if bits.dtype == np.int64 else np.int32
+    bits = bits.astype(wide)
+    return int(bits.sum(dtype=wide)), int((bits * bits).sum(dtype=wide))
 
 
 def check_input(x, input_shape: Sequence, name: str = "x") -> np.ndarray:
@@ -328,13 +354,17 @@ def check_input(x, input_shape: Sequence, name: str = "x") -> np.ndarray:
             )
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {x.shape}); pass at least one sample")
+    # Checked after the cast: a float64 value beyond the float32 range becomes infinite.
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32, copy=False)
     bad = ~np.isfinite(x)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"{name} contains {int(bad.sum())} NaN or infinite values (first at index {first})"
+            f"{name} contains {int(bad.sum())} NaN or infinite values (first at index {first}) "
+            "once cast to float32, the type the analysis computes in"
         )
-    return x.astype(np.float32, copy=False)
+    return x
 
 
 def selection_from_target(target, n: int, n_classes: int, weights: bool = False) -> np.ndarray:

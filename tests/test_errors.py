@@ -42,6 +42,17 @@ def test_non_finite_input(lrp, images, bad):
         lrp.analyze(x, target=1)
 
 
+def test_float64_input_beyond_float32_is_refused(lrp, images):
+    """Finite in float64, infinite once cast to the float32 the model computes in."""
+    x = images.astype(np.float64)
+    x[2, 0, 1, 1] = 1e300
+    with pytest.raises(
+        ValueError, match=r"1 NaN or infinite values \(first at index \(2, 0, 1, 1\)\)"
+    ) as info:
+        lrp.analyze(x, target=1)
+    assert "float32" in str(info.value)
+
+
 def test_integer_images_are_accepted(lrp):
     x = np.ones((1, 8, 8, 2), np.uint8)
     assert np.isfinite(lrp.analyze(x, target=0)).all()
@@ -165,6 +176,10 @@ def test_unknown_method_lists_the_valid_ones(cnn):
         sglrp.create_analyzer("sglrp2", cnn)
     for name in sglrp.available_methods():
         assert name in str(info.value)
+    assert isinstance(info.value, ValueError)  # a bad argument value too
+    assert str(info.value).startswith("unknown method 'sglrp2'")  # not quoted like a KeyError
+    with pytest.raises(ValueError, match="available methods: "):
+        sglrp.create_analyzer("unknown", cnn)
 
 
 def test_grad_cam_bad_layer(cnn):
