@@ -3,7 +3,10 @@ and guided Grad-CAM.
 
 The feature layer defaults to the last layer with a 4-D output that depends on the input (the
 original hard-coded VGG16's ``block5_pool``). The CAM is resized bilinearly to the input size
-and repeated over the input channels, so the map has the input's shape.
+(read from the batch, so inputs of variable size work) and repeated over the input channels, so
+the map has the input's shape. ``channels_last`` and ``channels_first`` models are both
+handled: the data format is the one the layers between the input and the feature layer
+declare; a model that mixes formats or permutes axes there is refused.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import tensorflow as tf
 from .analyzer import Analyzer
 from .engines.active import CAMAnalyzer
 from .gradients import GBP
-from .keras_graph import feeds, layer_of
+from .keras_graph import feeds, layer_of, producers
 from .registry import register
 
-__all__ = ["GradCAM", "MultiGradCAM", "GuidedGradCAM", "default_layer"]
+__all__ = ["GradCAM", "MultiGradCAM", "GuidedGradCAM", "default_layer", "data_format", "cams"]
 
 
 def default_layer(model, index: int) -> str | None:
@@ -29,6 +32,67 @@ def default_layer(model, index: int) -> str | None:
         if not isinstance(out, list) and len(out.shape) == 4 and feeds(source, layer):
             return layer.name
     return None
+
+
+#: Layers that move axes: the data format before them says nothing about the axes after.
+_AXES_MOVED = ("Permute", "Reshape")
+
+
+def data_format(model, name: str) -> str:
+    """``"channels_last"`` or ``"channels_first"``: the format of layer ``name`` and its input.
+
+    The format declared by the layers that lead from the model's input to ``name`` (those with
+    a ``data_format``); channels-last when none declares one. A ValueError if they disagree
+    or a ``Permute``/``Reshape`` lies between (the input's axes are then unknown).
+    """
+    layer = model.get_layer(name)
+    seen, stack, formats = set(), [layer], {}
+    while stack:
+        current = stack.pop()
+        kind = type(current).__name__
+        if kind in _AXES_MOVED:
+            raise ValueError(
+                f"Grad-CAM at layer {name!r}: layer {current.name!r} ({kind}) moves axes "
+                "between the input and that layer, so the map's axes are unknown; choose a "
+                "feature layer before it (layer_name=) or use another method"
+            )
+        fmt = getattr(current, "data_format", None)
+        if fmt in ("channels_first", "channels_last"):
+            formats.setdefault(fmt, current.name)
+        for producer in producers(current):
+            if id(producer) not in seen:
+                seen.add(id(producer))
+                stack.append(producer)
+    if len(formats) > 1:
+        raise ValueError(
+            f"Grad-CAM at layer {name!r}: the layers before it mix data formats (layer "
+            f"{formats['channels_first']!r} is channels_first, layer "
+            f"{formats['channels_last']!r} channels_last); use one data format"
+        )
+    return next(iter(formats), "channels_last")
+
+
+def cams(features, gradients, inputs, formats) -> list:
+    """Grad-CAM maps, TensorFlow ops: one per (feature, gradient, input, data format).
+
+    ``sum_k alpha_k A^k`` with ``alpha_k`` the spatial mean of the gradient of feature map
+    ``A^k`` (Selvaraju et al. 2017, Eq. 1-2, without the ReLU), resized bilinearly to the
+    input's spatial size and repeated over its channels, in the input's layout.
+    """
+    out = []
+    for f, g, x, fmt in zip(features, gradients, inputs, formats):
+        first = fmt == "channels_first"
+        spatial, channel = ((2, 3), 1) if first else ((1, 2), -1)
+        alpha = tf.reduce_mean(g, axis=spatial, keepdims=True)
+        cam = tf.reduce_sum(f * alpha, axis=channel)[..., None]  # (N, h, w, 1)
+        shape = tf.shape(x)
+        size, n_channels = (shape[2:4], shape[1]) if first else (shape[1:3], shape[3])
+        cam = tf.image.resize(cam, size, method="bilinear")
+        if first:
+            out.append(tf.tile(tf.transpose(cam, [0, 3, 1, 2]), [1, n_channels, 1, 1]))
+        else:
+            out.append(tf.tile(cam, [1, 1, 1, n_channels]))
+    return out
 
 
 @register("grad_cam")
@@ -84,6 +148,8 @@ class GradCAM(CAMAnalyzer):
                     f"{self._spec.name!r}; choose one of {valid}"
                 )
         self.layer_names = names
+        #: The data format of each feature layer and its input.
+        self.data_formats = [data_format(model, name) for name in names]
         return names
 
 

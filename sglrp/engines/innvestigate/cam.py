@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ... import cam as front  # the shared CAM ops (front.cams)
 from .base import Analyzer
 
 __all__ = ["CAMAnalyzer"]
@@ -19,14 +20,9 @@ class CAMAnalyzer(Analyzer):
         names = self._cam_layers(model)
         self._selection = tf.compat.v1.placeholder(tf.float32, (None, self.n_classes))
         score = tf.reduce_sum(self._logits * self._selection, axis=1)
-        self._maps = []
-        for name, x in zip(names, model.inputs):
-            features = model.get_layer(name).output
-            grads = tf.gradients(score, features)[0]
-            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-            cam = tf.reduce_sum(features * weights, axis=-1, keepdims=True)
-            cam = tf.image.resize(cam, tuple(x.shape[1:3]), method="bilinear")
-            self._maps.append(tf.tile(cam, [1, 1, 1, int(x.shape[-1])]))
+        features = [model.get_layer(name).output for name in names]
+        grads = tf.gradients(score, features)
+        self._maps = front.cams(features, grads, model.inputs, self.data_formats)
 
     def _analyze_batch(self, x, selection):
         feed = dict(zip(self._model_inputs, x))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ... import cam as front  # the shared CAM ops (front.cams)
 from .base import Analyzer
 
 __all__ = ["CAMAnalyzer"]
@@ -17,7 +18,6 @@ class CAMAnalyzer(Analyzer):
         names = self._cam_layers(model)
         features = [model.get_layer(name).output for name in names]
         self._cam_model = keras.Model(model.inputs, [*features, model.outputs[0]])
-        self._sizes = [tuple(x.shape[1:]) for x in model.inputs]
         signature = [
             [tf.TensorSpec((None, *x.shape[1:]), x.dtype) for x in model.inputs],
             tf.TensorSpec((None, self.n_classes), model.outputs[0].dtype),
@@ -31,12 +31,7 @@ class CAMAnalyzer(Analyzer):
             *features, logits = self._cam_model(inputs)
             score = tf.reduce_sum(logits * selection, axis=1)
         grads = tape.gradient(score, features)
-        out = []
-        for f, g, size in zip(features, grads, self._sizes):
-            cam = tf.reduce_sum(f * tf.reduce_mean(g, axis=(1, 2), keepdims=True), -1, True)
-            cam = tf.image.resize(cam, size[:2], method="bilinear")
-            out.append(tf.tile(cam, [1, 1, 1, size[-1]]))
-        return out
+        return front.cams(features, grads, inputs, self.data_formats)
 
     def _analyze_batch(self, x, selection):
         self._require_open()
