@@ -25,6 +25,22 @@ def _count(name: str, value) -> int:
     return int(value)
 
 
+def _broadcast_reference(ref: np.ndarray, shape: tuple, index: int) -> np.ndarray:
+    """``ref`` broadcast to one sample's ``shape``; an axis of variable size (``None``) takes
+    the reference's own size there (checked against each batch at analysis)."""
+    lead = len(shape) - ref.ndim
+    target = tuple(
+        (ref.shape[k - lead] if k >= lead else 1) if n is None else n for k, n in enumerate(shape)
+    )
+    try:
+        return np.broadcast_to(ref, target)
+    except ValueError:
+        raise ValueError(
+            f"reference input {index} of shape {ref.shape} does not broadcast to one sample "
+            f"of shape {tuple(shape)}"
+        ) from None
+
+
 @register("guided_backprop")
 class GBP(ReverseAnalyzer, GuidedBackprop):
     """Guided backpropagation (Springenberg et al. 2015) of the target's logit.
@@ -120,20 +136,14 @@ class IG(SampledGradient, ReverseAnalyzer, Gradient):
                 f"{self._spec.n_inputs} inputs"
             )
         for i, (ref, shape) in enumerate(zip(self._baselines(), self._spec.input_shapes)):
-            try:
-                np.broadcast_to(ref, shape[1:])
-            except ValueError:
-                raise ValueError(
-                    f"reference input {i} of shape {ref.shape} does not broadcast to one "
-                    f"sample of shape {shape[1:]}"
-                ) from None
+            _broadcast_reference(ref, shape[1:], i)
 
     def _baselines(self) -> list:
         refs = self._references
         return refs * self._spec.n_inputs if len(refs) == 1 else refs
 
     def _baseline(self, x, index):
-        return np.broadcast_to(self._baselines()[index], x.shape)
+        return _broadcast_reference(self._baselines()[index], x.shape, index)
 
     def _samples(self, x, index):
         alphas = (np.arange(self.steps) + 0.5) / self.steps

@@ -71,3 +71,45 @@ def test_integrated_gradients_completeness(cnn, images):
     logits = ig.predict_logits(images)[np.arange(len(images)), TARGETS]
     at_zero = ig.predict_logits(np.zeros_like(images))[np.arange(len(images)), TARGETS]
     np.testing.assert_allclose(got, logits - at_zero, rtol=2e-2, atol=2e-3)
+
+
+def _variable_and_fixed(size):
+    """A GAP CNN on inputs of variable size, and the same net with the size fixed."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+
+    def build(shape):
+        inputs = tf.keras.Input(shape)
+        h = layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+        h = layers.GlobalAveragePooling2D()(h)
+        return tf.keras.Model(inputs, layers.Dense(4, name="logits")(h))
+
+    tf.keras.utils.set_random_seed(9)
+    variable = build((None, None, 2))
+    fixed = build((*size, 2))
+    fixed.set_weights(variable.get_weights())
+    return variable, fixed
+
+
+@pytest.mark.parametrize("reference", [0.0, np.full(2, 0.2, np.float32)])
+def test_integrated_gradients_with_a_variable_input_size(reference):
+    rng = np.random.default_rng(10)
+    variable, _ = _variable_and_fixed((7, 5))
+    analyzer = sglrp.IG(variable, steps=5, reference_inputs=reference)  # one for every size
+    for size in [(7, 5), (6, 9)]:
+        _, fixed = _variable_and_fixed(size)
+        x = rng.uniform(0, 1, (2, *size, 2)).astype(np.float32)
+        got = analyzer.analyze(x, target=[1, 3])
+        expected = sglrp.IG(fixed, steps=5, reference_inputs=reference).analyze(x, target=[1, 3])
+        assert got.shape == x.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_integrated_gradients_reference_of_the_wrong_size_is_named():
+    variable, _ = _variable_and_fixed((4, 4))
+    analyzer = sglrp.IG(variable, steps=2, reference_inputs=np.zeros((5, 5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"reference input 0 of shape \(5, 5, 2\) does not"):
+        analyzer.analyze(np.zeros((1, 4, 4, 2), np.float32), target=0)
+    with pytest.raises(ValueError, match=r"reference input 0 of shape \(3,\) does not"):
+        sglrp.IG(variable, reference_inputs=np.zeros(3, np.float32))
