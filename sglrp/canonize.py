@@ -31,6 +31,10 @@ model's graph is read through ``keras_graph.py``, everything else here is writte
   with ``training=True``, or inside a nested model called with ``training=True``, it
   normalizes with the statistics of the batch even at inference, so a sample's output, and
   its explanation, would depend on the rest of the batch.
+* **A final softmax written as an operation is dropped**: ``keras.ops.softmax`` or
+  ``log_softmax`` (Keras 3), ``tf.nn.softmax``, ``tf.math.softmax`` or their ``log_softmax``
+  (Keras 2's ``TFOpLambda``) computing the model's output; the new model outputs the logits
+  (``ModelSpec`` says so with the usual warning). Such an operation inside the model is refused.
 * **Zero padding at the input is merged into the first convolution.** A ``ZeroPadding2D``
   that reads a model input and feeds one ``Conv2D`` with ``padding="valid"`` (ResNet50's
   ``conv1_pad``, DenseNet's first padding) hides that convolution from innvestigate's
@@ -201,6 +205,14 @@ class _Trace:
         for call in self.calls:
             if isinstance(call.layer, layers.BatchNormalization) and (call.training or call.within):
                 raise ValueError(_training_message(call))
+            kind = keras_graph.softmax_op(call.layer)
+            if kind is not None:
+                if call.outputs != self.outputs or len(call.inputs) != 1:
+                    raise ValueError(
+                        f"operation {call.layer.name!r} applies a {kind} inside model "
+                        f"{self.model.name!r}; only a final softmax can be stripped"
+                    )
+                plan[id(call.layer)] = _PASS  # the final softmax: the logits are its input
         linear = collections.defaultdict(set)  # id(BN) -> the ranks of its calls, None: not 2/4
         for call in self.calls:
             layer = call.layer

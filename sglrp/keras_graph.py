@@ -27,6 +27,8 @@ __all__ = [
     "producers",
     "feeds",
     "nested_name",
+    "softmax_op",
+    "output_call",
 ]
 
 
@@ -198,3 +200,33 @@ KEEPS_SIGN = frozenset(
 def keeps_sign(layer) -> bool:
     """Whether ``layer``'s output is >= 0 whenever all its inputs are (see ``KEEPS_SIGN``)."""
     return any(cls.__name__ in KEEPS_SIGN for cls in type(layer).__mro__)
+
+
+#: Keras 2's ``TFOpLambda`` symbols of a softmax written as a TensorFlow function.
+_SOFTMAX_SYMBOLS = {
+    "nn.softmax": "softmax", "math.softmax": "softmax",
+    "nn.log_softmax": "log_softmax", "math.log_softmax": "log_softmax",
+}  # fmt: skip
+
+
+def softmax_op(layer) -> str | None:
+    """``"softmax"`` or ``"log_softmax"`` for a softmax written as an operation, else ``None``.
+
+    Keras 3: ``keras.ops.softmax`` / ``log_softmax`` (also ``keras.activations.softmax``), an
+    operation that is no layer; Keras 2: ``tf.nn.softmax``, ``tf.math.softmax`` and their
+    ``log_softmax`` (a ``TFOpLambda`` layer). The ``Softmax`` layer is not an operation here.
+    """
+    kind = type(layer).__name__
+    if kind in ("Softmax", "LogSoftmax") and not isinstance(layer, tf.keras.layers.Layer):
+        return "softmax" if kind == "Softmax" else "log_softmax"
+    if kind == "TFOpLambda":
+        return _SOFTMAX_SYMBOLS.get(getattr(layer, "symbol", None))
+    return None
+
+
+def output_call(model) -> Call | None:
+    """The call (of a layer or an operation) that computes ``model``'s only output."""
+    if not is_graph(model) or len(model.outputs) != 1:
+        return None
+    out = id(model.outputs[0])
+    return next((c for c in calls(model) if any(id(t) == out for t in c.outputs)), None)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from . import keras_graph
+
 __all__ = [
     "ModelSpec",
     "Support",
@@ -125,6 +127,14 @@ class ModelSpec:
                     "tensor on: apply the Rescaling / Embedding outside and build "
                     "keras.Model(float_input, outputs)"
                 )
+        producer = keras_graph.output_call(model)
+        if producer is not None and isinstance(producer.layer, tf.keras.layers.Lambda):
+            raise ValueError(
+                f"the last layer {producer.layer.name!r} of model {model.name!r} is a Lambda "
+                "layer, whose function sglrp cannot inspect (it may apply a softmax); end the "
+                "model in its logits or a softmax (a Dense, Activation or Softmax layer), e.g. "
+                "keras.Model(inputs, <the Lambda's input>)"
+            )
         self.model = model
         self.name = model.name
         self.n_classes = int(output_shape[-1])
@@ -139,11 +149,17 @@ class ModelSpec:
                 "(logits) or a softmax"
             )
         warn_about = original if original is not None else model
-        if self.ends_in_softmax and warn_about not in _WARNED_SOFTMAX:
+        stripped = keras_graph.output_call(original) if original is not None else None
+        kind = keras_graph.softmax_op(stripped.layer) if stripped is not None else None
+        if kind is not None and original is not model:  # canonize dropped it
+            where = f"operation {stripped.layer.name!r}"
+        elif self.ends_in_softmax:
+            kind, where = "softmax", f"layer {last.name!r}"
+        if kind is not None and warn_about not in _WARNED_SOFTMAX:
             _WARNED_SOFTMAX.add(warn_about)
             warnings.warn(
-                f"model {model.name!r} ends in a softmax (layer {last.name!r}); sglrp analyzes "
-                "its logits, the input of that softmax",
+                f"model {model.name!r} ends in a {kind} ({where}); sglrp analyzes "
+                f"its logits, the input of that {kind}",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
