@@ -35,6 +35,10 @@ model's graph is read through ``keras_graph.py``, everything else here is writte
   ``log_softmax`` (Keras 3), ``tf.nn.softmax``, ``tf.math.softmax`` or their ``log_softmax``
   (Keras 2's ``TFOpLambda``) computing the model's output; the new model outputs the logits
   (``ModelSpec`` says so with the usual warning). Such an operation inside the model is refused.
+* **A layer that is random in training mode and runs in it is refused** (``ValueError`` naming
+  it): dropout, noise (``Dropout``, ``SpatialDropout2D``, ``GaussianNoise``, ...) or random
+  augmentation called with ``training=True`` (Monte Carlo dropout), or inside a nested model
+  called so, would make two analyses of one input differ.
 * **Zero padding at the input is merged into the first convolution.** A ``ZeroPadding2D``
   that reads a model input and feeds one ``Conv2D`` with ``padding="valid"`` (ResNet50's
   ``conv1_pad``, DenseNet's first padding) hides that convolution from innvestigate's
@@ -205,6 +209,8 @@ class _Trace:
         for call in self.calls:
             if isinstance(call.layer, layers.BatchNormalization) and (call.training or call.within):
                 raise ValueError(_training_message(call))
+            if _random_in_training(call.layer) and (call.training or call.within):
+                raise ValueError(_random_message(call))
             kind = keras_graph.softmax_op(call.layer)
             if kind is not None:
                 if call.outputs != self.outputs or len(call.inputs) != 1:
@@ -376,6 +382,31 @@ def _training_message(call) -> str:
         "of the batch (it normalizes with the batch's own statistics), so no map explains one "
         "sample. Call it with training=False (or leave training out) to use its moving "
         "statistics"
+    )
+
+
+#: Layers that are random in training mode (dropout, noise, random augmentation).
+_RANDOM = (
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout",
+    "GaussianDropout", "GaussianNoise",
+)  # fmt: skip
+
+
+def _random_in_training(layer) -> bool:
+    names = {cls.__name__ for cls in type(layer).__mro__}
+    return bool(names & set(_RANDOM)) or type(layer).__name__.startswith("Random")
+
+
+def _random_message(call) -> str:
+    where = (
+        "is called with training=True"
+        if call.training
+        else f"runs in training mode: model {call.within!r} around it is called with training=True"
+    )
+    return (
+        f"layer {call.layer.name!r} ({type(call.layer).__name__}) {where}; it is random in "
+        "training mode (as in Monte Carlo dropout), so two analyses of one input differ and no "
+        "map explains the model. Call it with training=False (or leave training out)"
     )
 
 

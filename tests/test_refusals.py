@@ -125,3 +125,46 @@ def test_batch_norm_in_training_mode_is_refused(method):
     model = tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
     with pytest.raises(ValueError, match="'batch_stats' is called with training=True; its output"):
         sglrp.create_analyzer(method, model)
+
+
+RANDOM_IN_TRAINING = {
+    "Dropout": lambda name: layers.Dropout(0.5, name=name),
+    "SpatialDropout2D": lambda name: layers.SpatialDropout2D(0.5, name=name),
+    "GaussianNoise": lambda name: layers.GaussianNoise(0.3, name=name),
+    "GaussianDropout": lambda name: layers.GaussianDropout(0.3, name=name),
+    "AlphaDropout": lambda name: layers.AlphaDropout(0.3, name=name),
+}
+
+
+def _with_random(kind, training):
+    inputs = tf.keras.Input((8, 8, 2))
+    h = layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    h = RANDOM_IN_TRAINING[kind]("noisy")(h, training=training)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    return tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
+
+
+@pytest.mark.parametrize("kind", list(RANDOM_IN_TRAINING))
+def test_random_layers_in_training_mode_are_refused(kind, images):
+    """Monte Carlo dropout and friends: every call would give another map."""
+    model = _with_random(kind, training=True)
+    for method in ["sglrp", "lrp.epsilon", "smoothgrad", "integrated_gradients", "grad_cam"]:
+        with pytest.raises(
+            ValueError, match=rf"layer 'noisy' \({kind}\) is called with training=True; it is"
+        ):
+            sglrp.create_analyzer(method, model, low=0.0, high=1.0)
+    # in inference mode they are the identity: accepted, and two analyses agree
+    analyzer = sglrp.IG(_with_random(kind, training=None), steps=3)
+    np.testing.assert_array_equal(analyzer.analyze(images, target=1), analyzer.analyze(images, 1))
+
+
+def test_dropout_in_a_nested_model_called_in_training_mode_is_refused():
+    inner_in = tf.keras.Input((8, 8, 2))
+    h = layers.Dropout(0.5, name="inner_drop")(layers.Conv2D(3, 3)(inner_in))
+    inner = tf.keras.Model(inner_in, layers.Flatten()(h), name="base")
+    image = tf.keras.Input((8, 8, 2))
+    model = tf.keras.Model(image, layers.Dense(N_CLASSES)(inner(image, training=True)))
+    with pytest.raises(
+        ValueError, match="layer 'inner_drop' \\(Dropout\\) runs in training mode: model 'base'"
+    ):
+        sglrp.SG(model)
