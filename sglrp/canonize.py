@@ -35,6 +35,10 @@ model's graph is read through ``keras_graph.py``, everything else here is writte
   ``log_softmax`` (Keras 3), ``tf.nn.softmax``, ``tf.math.softmax`` or their ``log_softmax``
   (Keras 2's ``TFOpLambda``) computing the model's output; the new model outputs the logits
   (``ModelSpec`` says so with the usual warning). Such an operation inside the model is refused.
+* **A ``SeparableConv2D`` becomes its two convolutions**: a ``DepthwiseConv2D`` named
+  ``"<name>_depthwise"`` (no bias) and a 1x1 ``Conv2D`` with the layer's name, bias and
+  activation, so the rules see both (treated as one layer, the relevance differed from the
+  same network written with the two layers). Xception and NASNet are made of them.
 * **A layer that is random in training mode and runs in it is refused** (``ValueError`` naming
   it): dropout, noise (``Dropout``, ``SpatialDropout2D``, ``GaussianNoise``, ...) or random
   augmentation called with ``training=True`` (Monte Carlo dropout), or inside a nested model
@@ -256,6 +260,9 @@ class _Trace:
                 if pad is not None and n_calls[id(conv)] == 1:
                     plan[id(layer)] = _PASS
                     plan.setdefault(id(conv), {})["pad"] = pad
+        for call in self.calls:
+            if type(call.layer) is layers.SeparableConv2D:
+                plan.setdefault(id(call.layer), {})["separable"] = True
         for key, ranks in linear.items():
             if len(ranks) == 1 and None not in ranks:  # a shared BN: the same at every call
                 plan[key] = {"as_linear": ranks.pop()}
@@ -280,12 +287,16 @@ class _Trace:
                         name = keras_graph.nested_name(owner.name, name)
                     names.add(name)
                 change = plan.get(id(layer), {})
-                if "as_linear" in change:
-                    new, weights = _as_linear(layer, change["as_linear"], name)
+                if "separable" in change:
+                    new, parts = _separated(layer, change, name)
+                    setters.extend(parts)
                 else:
-                    new, weights = _edited(layer, change, name)
+                    if "as_linear" in change:
+                        new, weights = _as_linear(layer, change["as_linear"], name)
+                    else:
+                        new, weights = _edited(layer, change, name)
+                    setters.append((new, weights))
                 copies[id(layer)] = new
-                setters.append((new, weights))
             return copies[id(layer)]
 
         tensors = {
@@ -440,6 +451,30 @@ def _edited(layer, edits: dict, name: str):
         return out
 
     return layer.__class__.from_config(config), weights
+
+
+def _separated(layer, edits: dict, name: str):
+    """``layer`` (a SeparableConv2D) as its two convolutions: a depthwise ``name + "_depthwise"``
+    (no bias, no activation) and a 1x1 ``Conv2D`` ``name`` with the bias and the activation.
+
+    Returns the function applying both, and ``[(layer, weights function), ...]`` for the two.
+    """
+    dtype = getattr(layer, "dtype_policy", layer.dtype)
+    depthwise = layers.DepthwiseConv2D(
+        layer.kernel_size, strides=layer.strides, padding=layer.padding,
+        depth_multiplier=layer.depth_multiplier, data_format=layer.data_format,
+        dilation_rate=layer.dilation_rate, use_bias=False, name=f"{name}_depthwise", dtype=dtype,
+    )  # fmt: skip
+    pointwise = layers.Conv2D(
+        layer.filters, 1, data_format=layer.data_format, activation=layer.activation,
+        use_bias=layer.use_bias or "bn" in edits, name=name, dtype=dtype,
+    )  # fmt: skip
+    _, weights = _edited(layer, {k: v for k, v in edits.items() if k != "separable"}, name)
+
+    def apply(x, **kwargs):
+        return pointwise(depthwise(x))
+
+    return apply, [(depthwise, lambda: weights()[:1]), (pointwise, lambda: weights()[1:])]
 
 
 def _as_linear(bn, rank: int, name: str):
