@@ -36,7 +36,7 @@ def _as_list(value) -> list:
 
 def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
             weights: str | None = None, low: float | None = None, high: float | None = None,
-            relu: bool = False, workers: int | None = None, batch_size: int = 8,
+            preprocess: str = "auto", relu: bool = False, workers: int | None = None, batch_size: int = 8,
             top_k: int = 5, max_megapixels: float = 50.0, out=None,
             formats: Sequence[str] = ("npy", "png"), overwrite: bool = False):
     """Explain images with one or more methods and targets on Ray.
@@ -54,6 +54,10 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     methods, targets : str or sequence
         Method names (:func:`sglrp.available_methods`); targets ``"auto"`` (the predicted
         class), class ids or class names. One map per image, method and target.
+    preprocess : str
+        How pixels become the model's input, as ``sglrp explain --preprocess``: ``"auto"``
+        (default), ``"0-1"``, ``"0-255"``, ``"-1-1"``, ``"caffe"`` or ``"torch"``
+        (:mod:`sglrp.explain.preprocess`); ``low``/``high`` default to its range.
     weights, low, high, relu, batch_size, top_k, max_megapixels
         As the options of ``sglrp explain`` (``batch_size``: images per actor call).
     workers : int, optional
@@ -115,13 +119,13 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
             and max_megapixels > 0):
         raise ValueError(f"max_megapixels must be a finite number > 0, got {max_megapixels!r}")
     methods = parse_methods(",".join(map(str, _as_list(methods))))
-    info = load_model_info(model, weights, low, high)
+    info = load_model_info(model, weights, low, high, preprocess)
     if not info.low < info.high:
         raise UsageError(f"low must be below high, got {info.low} and {info.high}")
     targets = parse_targets(",".join(map(str, _as_list(targets))), info)
-    identity = model_identity(model, weights)
+    identity = model_identity(model, weights, info.preprocessing)
     info.model = None  # the workers build their own
-    spec = ray_runner.ModelSpec(model, weights, low, high)
+    spec = ray_runner.ModelSpec(model, weights, low, high, info.preprocessing)
     if not ray.is_initialized():
         ray.init()
     workers = workers or ray_runner.default_workers()
@@ -142,9 +146,10 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     else:
         data = data.select_columns(sorted(columns & {"bytes", "path"}))
     from .explain.loop import analyzer_options
-    from .explain.signature import method_signature
+    from .explain.signature import method_signature, rules_version
 
-    signatures = {m: method_signature(identity, m, analyzer_options(m, info, relu))
+    signatures = {m: method_signature(identity, m, analyzer_options(m, info, relu),
+                                      rules_version(m, info.separable))
                   for m in methods}
     return ray_runner.map_actors(
         data, ray_runner.DatasetWorker, workers, resources,

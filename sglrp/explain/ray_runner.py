@@ -53,16 +53,18 @@ MAX_BLOCKS = 10_000
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How a worker builds the run's model: the command's ``--model``, ``--weights``, ``--low``
-    and ``--high``, given to :func:`~sglrp.explain.model.load_model_info` in the worker."""
+    """How a worker builds the run's model: the command's ``--model``, ``--weights``, ``--low``,
+    ``--high`` and ``--preprocess``, given to :func:`~sglrp.explain.model.load_model_info` in
+    the worker."""
 
     model: str
     weights: str | None = None
     low: float | None = None
     high: float | None = None
+    preprocess: str = "auto"
 
     def load(self) -> ModelInfo:
-        return load_model_info(self.model, self.weights, self.low, self.high)
+        return load_model_info(self.model, self.weights, self.low, self.high, self.preprocess)
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -484,13 +486,16 @@ class DatasetWorker(Worker):
         shape = (*self.info.size, self.info.channels)
         rows: list[tuple[dict, np.ndarray | None]] = []
 
+        decoders = dict(zip(images.indices, images.decoders))
+
         def add(i, method, target, sha, relevance=None, **fields) -> None:
-            signature = map_signature(self.signatures[method], target, sha)
+            signature = map_signature(self.signatures[method], target, sha, decoders.get(i))
             key = None if sha is None else output_key(output_stem(names[i] or "image"),
                                                       method, target, digest(signature))
             rows.append((make_record(key=key, image=names[i], model=self.info.name,
                                      method=method, target=target, signature=signature,
-                                     class_name=self.info.class_name, **fields), relevance))
+                                     class_name=self.info.class_name,
+                                     preprocess=self.info.preprocessing, **fields), relevance))
 
         for method, signature in self.signatures.items():
             for i, message, sha in images.errors:
