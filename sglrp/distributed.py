@@ -38,7 +38,8 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
             weights: str | None = None, low: float | None = None, high: float | None = None,
             preprocess: str = "auto", relu: bool = False, workers: int | None = None, batch_size: int = 8,
             top_k: int = 5, max_megapixels: float = 50.0, out=None,
-            formats: Sequence[str] = ("npy", "png"), overwrite: bool = False):
+            formats: Sequence[str] = ("npy", "png"), overwrite: bool = False,
+            verify: str = "sha256"):
     """Explain images with one or more methods and targets on Ray.
 
     Parameters
@@ -65,7 +66,8 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
         each takes one, else an equal share of the CPUs.
     out : path, optional
         Write the standard output folder instead (``sglrp explain --out``; its manifest
-        records, resume, ``formats`` and ``overwrite``).
+        records, resume, ``formats``, ``overwrite`` and ``verify``: ``"sha256"`` or ``"size"``,
+        how reused outputs are checked, as ``--verify``).
 
     Returns
     -------
@@ -118,6 +120,8 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     if not (isinstance(max_megapixels, (int, float)) and math.isfinite(max_megapixels)
             and max_megapixels > 0):
         raise ValueError(f"max_megapixels must be a finite number > 0, got {max_megapixels!r}")
+    if verify not in ("sha256", "size"):
+        raise ValueError(f"verify must be 'sha256' or 'size', got {verify!r}")
     methods = parse_methods(",".join(map(str, _as_list(methods))))
     info = load_model_info(model, weights, low, high, preprocess)
     if not info.low < info.high:
@@ -132,7 +136,7 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     resources = ray_runner.worker_resources(workers, reserve=out is None)
     if out is not None:
         return _to_folder(_as_list(data), out, info, identity, spec, methods, targets, formats,
-                          relu, batch_size, top_k, max_megapixels, overwrite,
+                          relu, batch_size, top_k, max_megapixels, overwrite, verify,
                           ray_runner.RayExecutor(spec, info, workers, resources, quiet=False))
     if not is_dataset:
         from .explain.inputs import expand_inputs
@@ -159,7 +163,7 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
 
 
 def _to_folder(paths, out, info, identity, spec, methods, targets, formats, relu, batch_size,
-               top_k, max_megapixels, overwrite, executor) -> dict:
+               top_k, max_megapixels, overwrite, verify, executor) -> dict:
     """``sglrp explain --ray`` without the command line: the run into ``out``."""
     from pathlib import Path
 
@@ -174,7 +178,7 @@ def _to_folder(paths, out, info, identity, spec, methods, targets, formats, relu
     Path(out).mkdir(parents=True, exist_ok=True)
     run = Run(info=info, identity=identity, images=images, methods=methods, targets=targets,
               formats=formats, out=out, relu=relu, batch_size=batch_size, top_k=top_k,
-              max_megapixels=max_megapixels, overwrite=overwrite,
+              max_megapixels=max_megapixels, overwrite=overwrite, verify=verify,
               say=lambda message: print(message, file=sys.stderr, flush=True),
               executor=executor)
     try:

@@ -32,6 +32,7 @@ from .manifest import MANIFEST
 from .model import AUTO, load_model_info, parse_targets, split_commas
 from .outputs import FORMATS, is_disk_full
 from .preprocess import CHOICES as PREPROCESS_CHOICES
+from .signature import VERIFY
 
 __all__ = ["parse_methods", "parse_formats", "run", "add_parser"]
 
@@ -174,7 +175,7 @@ class _Command:
                        targets=targets, formats=formats, out=self.out, relu=args.relu,
                        batch_size=args.batch_size, top_k=args.top_k,
                        max_megapixels=args.max_megapixels, overwrite=args.overwrite,
-                       say=self.say, progress=lambda n: self.bar and self.bar.update(n),
+                       verify=args.verify, say=self.say, progress=lambda n: self.bar and self.bar.update(n),
                        interrupted=lambda: self.signals.received is not None,
                        hold=self.signals.held, executor=executor)
         except OSError as err:
@@ -341,6 +342,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="compute everything again (default: reuse the maps an earlier run "
                    "computed from the same image content and settings)")
+    p.add_argument("--verify", default="sha256", choices=VERIFY,
+                   help="how a re-run checks the outputs it reuses against the sizes and "
+                   "SHA-256 its manifest records: sha256 (default; reads every reused file "
+                   "once) or size (sizes only, for very large folders); a changed file is "
+                   "computed again")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (shown on a terminal) and no start message")
     p.add_argument("--top-k", type=positive_int, default=5,

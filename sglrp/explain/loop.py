@@ -182,7 +182,8 @@ def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
                 key = output_key(output_stem(image), job.method, target,
                                  digest(map_signature(job.signature, target, sha, decoder)))
                 try:
-                    write_outputs(out, output_files(key, job.formats), batch.pixels[j], maps[j])
+                    written = write_outputs(out, output_files(key, job.formats),
+                                            batch.pixels[j], maps[j])
                 except DiskFullError as err:
                     result.stop = (err.errno, err.strerror, err.filename)
                     return result
@@ -191,7 +192,7 @@ def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
                            error=f"cannot write outputs: {err}")
                     continue
                 record(image, target, sha, "ok", decoder, target_id=int(ids[j]),
-                       top=(top_ids[j], probs[j, top_ids[j]]))
+                       top=(top_ids[j], probs[j, top_ids[j]]), written=written)
     finally:
         sync_dir(out)
     return result
@@ -214,6 +215,9 @@ class Run:
         The output folder (it must exist); ``manifest.jsonl`` is appended there.
     relu, batch_size, top_k, max_megapixels, overwrite
         The command's options.
+    verify : {"sha256", "size"}
+        How the outputs an earlier run finished are checked before they are reused
+        (:class:`~sglrp.explain.signature.Resume`).
     say : callable
         Prints one message line.
     progress : callable
@@ -233,7 +237,7 @@ class Run:
                  methods: Sequence[str], targets: Sequence, formats: Sequence[str], out,
                  relu: bool = False, batch_size: int = 8, top_k: int = 5,
                  max_megapixels: float = 50.0, overwrite: bool = False,
-                 say: Callable[[str], None] = print,
+                 verify: str = "sha256", say: Callable[[str], None] = print,
                  progress: Callable[[int], None] = lambda n: None,
                  interrupted: Callable[[], bool] = lambda: False,
                  hold: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
@@ -253,7 +257,8 @@ class Run:
         self._reported_batches: set[str] = set()
         self._input_sha: dict[int, tuple] = {}
         self.resume = Resume([] if overwrite else read_manifest(self.out / MANIFEST), self.out,
-                             self.formats, min(top_k, info.n_classes))
+                             self.formats, min(top_k, info.n_classes), verify=verify,
+                             shape=(*info.size, info.channels))
         self.manifest = ManifestWriter(self.out / MANIFEST)
 
     # -- the records ----------------------------------------------------------------------------
@@ -294,11 +299,16 @@ class Run:
             if old is None:
                 return None
             probs = [float("nan") if p is None else p for p in old["top_k_probs"][:k]]
+            files = output_files(key, self.formats)
+            sizes, shas = old.get("output_bytes") or {}, old.get("output_sha256") or {}
+            written = {kind: (sizes[kind], shas[kind]) for kind in files
+                       if kind in sizes and kind in shas}
             records.append(make_record(
                 key=key, image=image, model=self.info.name, method=method, target=target,
-                status="skipped", signature=full, outputs=output_files(key, self.formats),
+                status="skipped", signature=full, outputs=files,
                 target_id=old["target_id"], class_name=self.info.class_name,
-                top=(old["top_k_ids"][:k], probs), preprocess=self.info.preprocessing))
+                top=(old["top_k_ids"][:k], probs), preprocess=self.info.preprocessing,
+                written=written))
         return records
 
     # -- the loop -------------------------------------------------------------------------------

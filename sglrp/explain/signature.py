@@ -26,8 +26,10 @@ Output formats, batch size, ``--top-k`` and ``--max-megapixels`` change what is 
 numbers, and are not part of it. The first 12 hex digits of the SHA-256 of the signature end
 every output name (:func:`sglrp.explain.outputs.output_key`), and each manifest record stores
 the signature in full. An earlier output is reused only when a record with the same name and an
-equal signature says it was finished and its files are all there; anything else is computed
-again, under its own name.
+equal signature says it was finished and its files are all there, unchanged: their sizes and
+SHA-256 equal the record's (``verify="size"``: their sizes only), or, for records of versions
+that did not store them, the ``.npy`` file's header says it is complete and of the model's
+input shape. Anything else is computed again (a changed or truncated output: under its name).
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from .outputs import output_files
+from .outputs import npy_intact, output_files
 
 __all__ = ["file_sha256", "model_identity", "method_signature", "rules_version",
-           "map_signature", "digest", "Resume", "RULES_SEPARABLE"]
+           "map_signature", "digest", "Resume", "RULES_SEPARABLE", "VERIFY"]
+
+#: How a resumed run checks the outputs it reuses (``--verify``).
+VERIFY = ("sha256", "size")
 
 #: The signature's ``rules`` of relevance maps of models with ``SeparableConv2D`` layers.
 RULES_SEPARABLE = "separable_conv2d=depthwise+pointwise"
@@ -149,10 +154,19 @@ class Resume:
         The formats this run writes; a reused map must have all of them.
     top_k : int
         How many top classes this run records; a reused record must have at least as many.
+    verify : {"sha256", "size"}
+        How the files of a reused record are compared with the sizes and SHA-256 it recorded:
+        both (every reused file is read once), or the sizes only (for very large folders).
+    shape : tuple, optional
+        The maps' shape, checked in the ``.npy`` header of records without sizes and hashes.
     """
 
-    def __init__(self, records: Iterable[dict], out, formats, top_k: int) -> None:
+    def __init__(self, records: Iterable[dict], out, formats, top_k: int,
+                 verify: str = "sha256", shape: tuple | None = None) -> None:
+        if verify not in VERIFY:
+            raise ValueError(f"verify must be one of {', '.join(VERIFY)}, got {verify!r}")
         self.out, self.formats, self.top_k = Path(out), tuple(formats), int(top_k)
+        self.verify, self.shape = verify, shape
         self.finished: dict[str, dict] = {}
         for record in records:
             key = record.get("key")
@@ -170,14 +184,30 @@ class Resume:
 
     def find(self, key: str, signature: dict) -> dict | None:
         """The finished record of ``key`` if its signature equals ``signature``, its output
-        files (in this run's formats) all exist and it has enough top classes; else ``None``."""
+        files (in this run's formats) are all there unchanged and it has enough top classes;
+        else ``None``."""
         record = self.finished.get(key)
         if record is None or record["signature"] != signature:
-            return None
-        files = output_files(key, self.formats).values()
-        if not all((self.out / name).is_file() for name in files):
             return None
         ids = record.get("top_k_ids")
         if not isinstance(ids, list) or len(ids) < self.top_k or record.get("target_id") is None:
             return None
+        sizes, shas = record.get("output_bytes"), record.get("output_sha256")
+        sizes = sizes if isinstance(sizes, dict) else {}
+        shas = shas if isinstance(shas, dict) else {}
+        for kind, name in output_files(key, self.formats).items():
+            if not self._unchanged(kind, self.out / name, sizes, shas):
+                return None
         return record
+
+    def _unchanged(self, kind: str, path: Path, sizes: dict, shas: dict) -> bool:
+        try:
+            if not path.is_file():
+                return False
+            if kind in sizes and kind in shas:
+                return path.stat().st_size == sizes[kind] and (
+                    self.verify == "size" or file_sha256(path) == shas[kind])
+        except OSError:
+            return False
+        # An earlier version's record: a map by its header and size, a picture by being there.
+        return kind != "npy" or npy_intact(path, self.shape)
