@@ -42,10 +42,12 @@ from .model import ModelInfo, load_model_info
 
 __all__ = ["ModelSpec", "connect", "shutdown", "default_workers", "worker_resources",
            "sglrp_version", "map_actors", "Worker", "ExplainWorker", "RayExecutor",
-           "DatasetWorker", "ROW_COLUMNS", "TASK_RETRIES"]
+           "DatasetWorker", "ROW_COLUMNS", "TASK_RETRIES", "WORKER_ENV"]
 
 #: Times a job is run again after its worker process died, before it is recorded as failed.
 TASK_RETRIES = 3
+#: The runtime environment of sglrp's actors: TensorFlow's C++ notices filtered out.
+WORKER_ENV = {"env_vars": {"SGLRP_FILTER_TF_NOTICES": "1"}}
 #: Most blocks of jobs in one dataset (a block is the unit that a worker receives and that is
 #: run again after a fault); fewer jobs: one job per block.
 MAX_BLOCKS = 10_000
@@ -337,14 +339,16 @@ def map_actors(ds, worker: type, workers: int, resources: dict, kwargs: dict, ba
     A dead actor is restarted (``max_restarts=-1``) and its tasks run again up to
     :data:`TASK_RETRIES` times (``max_task_retries``), passed as ``ray_remote_args``. Ray 2.60
     marks these deprecated without a replacement; where a later Ray no longer takes them, its
-    defaults for actor pools apply (restart and run again without end).
+    defaults for actor pools apply (restart and run again without end). The actors' processes
+    start with ``SGLRP_FILTER_TF_NOTICES=1`` (:data:`WORKER_ENV`): TensorFlow's C++ info notices
+    are filtered out of their stderr (:mod:`sglrp._stderr`).
     """
     import ray.data
 
     options = dict(fn_constructor_kwargs=kwargs, batch_size=batch_size, batch_format="numpy",
                    compute=ray.data.ActorPoolStrategy(size=workers,
                                                       max_tasks_in_flight_per_actor=2),
-                   **resources)
+                   runtime_env=WORKER_ENV, **resources)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
