@@ -10,7 +10,7 @@ methods it is compared with, with the target chosen at call time::
 ``"innvestigate"`` (Keras 2.14 with innvestigate) or ``"keras3"`` (native Keras 3).
 """
 
-from . import _stderr  # noqa: F401  (first: only in `sglrp explain --quiet` and Ray workers)
+from . import _stderr  # noqa: F401, I001  (first: only in `sglrp explain --quiet`, Ray workers)
 from . import _quiet  # noqa: F401  (first: quiets TensorFlow before it is imported)
 from ._version import __version__
 from .analyzer import Analyzer, Bounded

@@ -36,8 +36,8 @@ def _as_list(value) -> list:
 
 def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
             weights: str | None = None, low: float | None = None, high: float | None = None,
-            preprocess: str = "auto", relu: bool = False, workers: int | None = None, batch_size: int = 8,
-            top_k: int = 5, max_megapixels: float = 50.0, out=None,
+            preprocess: str = "auto", relu: bool = False, workers: int | None = None,
+            batch_size: int = 8, top_k: int = 5, max_megapixels: float = 50.0, out=None,
             formats: Sequence[str] = ("npy", "png"), overwrite: bool = False,
             verify: str = "sha256"):
     """Explain images with one or more methods and targets on Ray.

@@ -51,8 +51,8 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("preprocess")
     plain = small_net()
     scaled = small_net(tf.keras.layers.Rescaling(1 / 255))
-    for a, b in zip([l for l in scaled.layers if l.weights], [l for l in plain.layers
-                                                             if l.weights]):
+    for a, b in zip([layer for layer in scaled.layers if layer.weights],
+                    [layer for layer in plain.layers if layer.weights]):
         a.set_weights(b.get_weights())
     paths = {"plain": root / "plain.keras", "scaled": root / "scaled.keras",
              "separable": root / "separable.keras"}
@@ -181,7 +181,7 @@ def test_distributed_takes_preprocess(files):
         sglrp.distributed.explain([str(files["rgb"])], model="demo", preprocess="caffe")
 
 
-# -- 6. 16-bit and 32-bit images --------------------------------------------------------------------
+# -- 6. 16-bit and 32-bit images -------------------------------------------------------------------
 def test_16_bit_images_are_scaled_by_the_format_range(tmp_path):
     """Issue 18.6: a 16-bit image was scaled by its own maximum."""
     dark = np.full((4, 4), 250, np.uint16)
@@ -240,7 +240,7 @@ def test_broken_links_and_loops_in_a_folder_are_reported(tmp_path, capsys):
                                                    str(folder / "loop")]
 
 
-# -- 15. signatures change for exactly the maps whose numbers changed -------------------------------
+# -- 15. signatures change for exactly the maps whose numbers changed ------------------------------
 def test_decoder_enters_the_signature_of_16_bit_images_only(tmp_path, capsys):
     Image.fromarray(np.full((6, 6), 900, np.uint16)).save(tmp_path / "deep.png")
     Image.fromarray(np.full((6, 6), 90, np.uint8)).save(tmp_path / "flat.png")

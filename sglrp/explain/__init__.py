@@ -45,16 +45,17 @@ run goes method by method, with one analyzer alive at a time (built once, closed
 is done); each image is therefore read once per method.
 
 Reliability: a re-run reuses a map only when a manifest record with the same key and an equal
-signature says it was finished and its files are there unchanged (sizes and SHA-256 as
-recorded, ``--verify``; ``--overwrite`` computes everything again); the reused record keeps its ``target_id`` and ``top_k_*``. Outputs are written
-atomically (temporary file, fsync, ``os.replace``) with the mode the umask gives; each record is
-appended as one line under an advisory lock and fsynced, so concurrent runs into one ``--out``
-keep every record and a killed run keeps every record it counted. When reading the manifest the
-last record per image x method x target wins (:func:`latest`). Ctrl-C and SIGTERM stop the run
-with one line and the summary (exit 130, 143), a full disk likewise (exit 1). Bad images are
-reported on stderr and in the manifest and the others processed; the exit code is 0 if all went
-well, 1 if any image failed, 2 for a bad command line (found before any work). The last line on
-stderr sums up: ``done: N ok, S skipped, M failed, peak RSS X MB``.
+signature says it was finished and its files are there unchanged (sizes and SHA-256 as recorded,
+``--verify``; ``--overwrite`` computes everything again); the reused record keeps its
+``target_id`` and ``top_k_*``. Outputs are written atomically (temporary file, fsync,
+``os.replace``) with the mode the umask gives; each record is appended as one line under an
+advisory lock and fsynced, so concurrent runs into one ``--out`` keep every record and a killed
+run keeps every record it counted. When reading the manifest the last record per image x method
+x target wins (:func:`latest`). Ctrl-C and SIGTERM stop the run with one line and the summary
+(exit 130, 143), a full disk likewise (exit 1). Bad images are reported on stderr and in the
+manifest and the others processed; the exit code is 0 if all went well, 1 if any image failed, 2
+for a bad command line (found before any work). The last line on stderr sums up: ``done: N ok, S
+skipped, M failed, peak RSS X MB``.
 """
 
 from .cli import add_parser, parse_formats, parse_methods, run

@@ -175,7 +175,8 @@ class _Command:
                        targets=targets, formats=formats, out=self.out, relu=args.relu,
                        batch_size=args.batch_size, top_k=args.top_k,
                        max_megapixels=args.max_megapixels, overwrite=args.overwrite,
-                       verify=args.verify, say=self.say, progress=lambda n: self.bar and self.bar.update(n),
+                       verify=args.verify, say=self.say,
+                       progress=lambda n: self.bar and self.bar.update(n),
                        interrupted=lambda: self.signals.received is not None,
                        hold=self.signals.held, executor=executor)
         except OSError as err:

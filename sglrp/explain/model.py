@@ -38,7 +38,8 @@ class ModelInfo:
     low, high : float
         Bounds of the preprocessed input, for the methods that take them.
     preprocess : callable
-        Maps a uint8 batch (N, H, W, channels) to the model input (float32).
+        Maps a batch of pixels on the 0-255 scale (N, H, W, channels) to the model input
+        (float32).
     class_names : list of str, optional
         Name of each class id, when known.
     preprocessing : str
