@@ -39,12 +39,18 @@ _installed = False
 
 
 def cli_quiet(argv: list[str] | None = None) -> bool:
-    """Whether this process is ``sglrp explain ... --quiet`` (the console script, or
-    ``python -m sglrp.cli`` / ``python -m sglrp``)."""
-    argv = list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)
+    """Whether this process is ``sglrp explain ... --quiet``: the console script
+    (``sys.argv[0]`` is ``sglrp``) or ``python -m sglrp.cli`` / ``python -m sglrp``
+    (``sys.orig_argv``)."""
+    if argv is not None:
+        return _quiet_explain(list(argv))
+    return _quiet_explain(list(sys.argv)) or _quiet_explain(list(getattr(sys, "orig_argv", [])))
+
+
+def _quiet_explain(argv: list[str]) -> bool:
     if not argv:
         return False
-    if os.path.basename(argv[0]) in ("sglrp", "sglrp.exe"):
+    if os.path.splitext(os.path.basename(argv[0]))[0] == "sglrp":
         args = argv[1:]
     else:
         try:

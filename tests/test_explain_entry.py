@@ -26,10 +26,18 @@ def python(*args, cwd, env=None):
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-def test_quiet_prints_errors_and_the_summary_only(tmp_path):
+@pytest.mark.parametrize("entry", ["console script", "-m"])
+def test_quiet_prints_errors_and_the_summary_only(tmp_path, entry):
     """Issue 18.13: ``--quiet`` still printed TensorFlow's ``I0000`` lines (TF 2.21)."""
     Image.fromarray(np.zeros((6, 6), np.uint8)).save(tmp_path / "a.png")
-    proc = python("-m", "sglrp.cli", "explain", "a.png", "missing.png", "--model", "demo",
+    if entry == "-m":
+        command = ["-m", "sglrp.cli"]
+    else:  # what pip writes for [project.scripts] sglrp = "sglrp.cli:main"
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "sglrp").write_text(
+            "import sys\nfrom sglrp.cli import main\nsys.exit(main())\n")
+        command = [str(tmp_path / "bin" / "sglrp")]
+    proc = python(*command, "explain", "a.png", "missing.png", "--model", "demo",
                   "--method", "lrp.epsilon", "--out", "out", "--quiet", cwd=tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
