@@ -10,7 +10,7 @@ BIN_K3 := $(VENV_K3)/bin
 STAMP_K3 := $(VENV_K3)/.installed
 TF_KERAS3 ?= tensorflow==2.21.*
 
-.PHONY: install demo test test-slow bench bench-memory bench-ray lint notebooks clean
+.PHONY: install demo demo-innvestigate test test-slow bench bench-memory bench-ray lint notebooks clean
 
 define make_venv
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or: make PY=python3 ...)"; exit 1; }
@@ -30,8 +30,12 @@ $(STAMP_K3): pyproject.toml
 
 install: $(STAMP) $(STAMP_K3)
 
-demo: $(STAMP)
-	$(BIN)/sglrp demo --out results/demo
+# The demo on the recommended engine (Keras 3); the same on the innvestigate engine (TF 2.14).
+demo: $(STAMP_K3)
+	$(BIN_K3)/sglrp demo --out results/demo
+
+demo-innvestigate: $(STAMP)
+	$(BIN)/sglrp demo --out results/demo-innvestigate
 
 # The whole suite in both engines' environments.
 test: install

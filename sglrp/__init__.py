@@ -11,6 +11,7 @@ methods it is compared with, with the target chosen at call time::
 """
 
 from . import _backend  # noqa: F401  (first: refuses a Keras backend other than TensorFlow)
+from . import _stderr  # noqa: F401, I001  (only in `sglrp explain --quiet`, Ray workers)
 from ._version import __version__
 from .analyzer import Analyzer, Bounded
 from .cam import GradCAM, GuidedGradCAM, MultiGradCAM

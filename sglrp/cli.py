@@ -39,8 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--preprocess -1-1`` -> ``--preprocess=-1-1``: argparse takes a value that starts with
+    ``-`` (and is not a plain number) for an option."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if i and argv[i - 1] == "--preprocess" and arg == "-1-1" and out[-1] == "--preprocess":
+            out[-1] = f"--preprocess={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)
 

@@ -36,9 +36,10 @@ def _as_list(value) -> list:
 
 def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
             weights: str | None = None, low: float | None = None, high: float | None = None,
-            relu: bool = False, workers: int | None = None, batch_size: int = 8,
-            top_k: int = 5, max_megapixels: float = 50.0, out=None,
-            formats: Sequence[str] = ("npy", "png"), overwrite: bool = False):
+            preprocess: str = "auto", relu: bool = False, workers: int | None = None,
+            batch_size: int = 8, top_k: int = 5, max_megapixels: float = 50.0, out=None,
+            formats: Sequence[str] = ("npy", "png"), overwrite: bool = False,
+            verify: str = "sha256"):
     """Explain images with one or more methods and targets on Ray.
 
     Parameters
@@ -54,6 +55,10 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     methods, targets : str or sequence
         Method names (:func:`sglrp.available_methods`); targets ``"auto"`` (the predicted
         class), class ids or class names. One map per image, method and target.
+    preprocess : str
+        How pixels become the model's input, as ``sglrp explain --preprocess``: ``"auto"``
+        (default), ``"0-1"``, ``"0-255"``, ``"-1-1"``, ``"caffe"`` or ``"torch"``
+        (:mod:`sglrp.explain.preprocess`); ``low``/``high`` default to its range.
     weights, low, high, relu, batch_size, top_k, max_megapixels
         As the options of ``sglrp explain`` (``batch_size``: images per actor call).
     workers : int, optional
@@ -61,7 +66,8 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
         each takes one, else an equal share of the CPUs.
     out : path, optional
         Write the standard output folder instead (``sglrp explain --out``; its manifest
-        records, resume, ``formats`` and ``overwrite``).
+        records, resume, ``formats``, ``overwrite`` and ``verify``: ``"sha256"`` or ``"size"``,
+        how reused outputs are checked, as ``--verify``).
 
     Returns
     -------
@@ -114,21 +120,23 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     if not (isinstance(max_megapixels, (int, float)) and math.isfinite(max_megapixels)
             and max_megapixels > 0):
         raise ValueError(f"max_megapixels must be a finite number > 0, got {max_megapixels!r}")
+    if verify not in ("sha256", "size"):
+        raise ValueError(f"verify must be 'sha256' or 'size', got {verify!r}")
     methods = parse_methods(",".join(map(str, _as_list(methods))))
-    info = load_model_info(model, weights, low, high)
+    info = load_model_info(model, weights, low, high, preprocess)
     if not info.low < info.high:
         raise UsageError(f"low must be below high, got {info.low} and {info.high}")
     targets = parse_targets(",".join(map(str, _as_list(targets))), info)
-    identity = model_identity(model, weights)
+    identity = model_identity(model, weights, info.preprocessing)
     info.model = None  # the workers build their own
-    spec = ray_runner.ModelSpec(model, weights, low, high)
+    spec = ray_runner.ModelSpec(model, weights, low, high, info.preprocessing)
     if not ray.is_initialized():
         ray.init()
     workers = workers or ray_runner.default_workers()
     resources = ray_runner.worker_resources(workers, reserve=out is None)
     if out is not None:
         return _to_folder(_as_list(data), out, info, identity, spec, methods, targets, formats,
-                          relu, batch_size, top_k, max_megapixels, overwrite,
+                          relu, batch_size, top_k, max_megapixels, overwrite, verify,
                           ray_runner.RayExecutor(spec, info, workers, resources, quiet=False))
     if not is_dataset:
         from .explain.inputs import expand_inputs
@@ -142,9 +150,10 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
     else:
         data = data.select_columns(sorted(columns & {"bytes", "path"}))
     from .explain.loop import analyzer_options
-    from .explain.signature import method_signature
+    from .explain.signature import method_signature, rules_version
 
-    signatures = {m: method_signature(identity, m, analyzer_options(m, info, relu))
+    signatures = {m: method_signature(identity, m, analyzer_options(m, info, relu),
+                                      rules_version(m, info.separable))
                   for m in methods}
     return ray_runner.map_actors(
         data, ray_runner.DatasetWorker, workers, resources,
@@ -154,7 +163,7 @@ def explain(data, *, model: str = "vgg16", methods="sglrp", targets="auto",
 
 
 def _to_folder(paths, out, info, identity, spec, methods, targets, formats, relu, batch_size,
-               top_k, max_megapixels, overwrite, executor) -> dict:
+               top_k, max_megapixels, overwrite, verify, executor) -> dict:
     """``sglrp explain --ray`` without the command line: the run into ``out``."""
     from pathlib import Path
 
@@ -169,7 +178,7 @@ def _to_folder(paths, out, info, identity, spec, methods, targets, formats, relu
     Path(out).mkdir(parents=True, exist_ok=True)
     run = Run(info=info, identity=identity, images=images, methods=methods, targets=targets,
               formats=formats, out=out, relu=relu, batch_size=batch_size, top_k=top_k,
-              max_megapixels=max_megapixels, overwrite=overwrite,
+              max_megapixels=max_megapixels, overwrite=overwrite, verify=verify,
               say=lambda message: print(message, file=sys.stderr, flush=True),
               executor=executor)
     try:

@@ -442,3 +442,19 @@ def test_distributed_refuses_decoded_images_and_other_data(local_ray):
         distributed.explain(3.5, model="demo")
     with pytest.raises(ValueError, match="unknown method"):
         distributed.explain(["x.png"], model="demo", methods="nope")
+
+
+def test_workers_filter_tensorflow_notices(local_ray):
+    """Issue 18.13: sglrp's actors start with the filter of TensorFlow's C++ notices on."""
+
+    class Probe:  # defined here: Ray sends it by value
+        def __call__(self, batch):
+            from sglrp import _stderr
+
+            n = len(batch["x"])
+            return {"env": np.asarray([os.environ.get(_stderr.ENV, "")] * n, dtype=object),
+                    "installed": np.asarray([_stderr._installed] * n)}
+
+    ds = local_ray.data.from_items([{"x": 1}])
+    (row,) = ray_runner.map_actors(ds, Probe, 1, {"num_cpus": 1}, {}, batch_size=1).take_all()
+    assert row["env"] == "1" and row["installed"]

@@ -240,7 +240,7 @@ def test_resume_needs_equal_signature_files_and_top_k(tmp_path):
         key="x__sglrp__auto__d", image="x.png", model="demo", method="sglrp", target="auto",
         status="ok", signature=sig, outputs=outputs.output_files("x__sglrp__auto__d", ["npy"]),
         target_id=3, top=([3, 1], [0.6, 0.3]))
-    (tmp_path / "x__sglrp__auto__d.npy").write_bytes(b"")
+    np.save(tmp_path / "x__sglrp__auto__d.npy", np.zeros(3, np.float32))
     resume = explain.Resume([record], tmp_path, ["npy"], top_k=2)
     assert resume.may_have("x", "sglrp", "auto") and not resume.may_have("x", "lrp", "auto")
     assert resume.find("x__sglrp__auto__d", sig) == record
@@ -254,6 +254,92 @@ def test_resume_needs_equal_signature_files_and_top_k(tmp_path):
     unsigned = {k: v for k, v in record.items() if k != "signature"}  # an older manifest
     assert explain.Resume([unsigned], tmp_path, ["npy"], 2).find("x__sglrp__auto__d",
                                                                  sig) is None
+
+
+def _explain_here(capsys, *args):
+    code = cli_main(["explain", *map(str, args), "--quiet"])
+    return code, summary(capsys.readouterr().err)
+
+
+@pytest.fixture
+def four(root, tmp_path, capsys):
+    """A finished run of four images (npy and png), and its records by image."""
+    out = tmp_path / "out"
+    images = [root / "many" / f"{i:02d}.png" for i in range(4)]
+    args = [*images, "--model", "demo", "--method", "lrp.epsilon", "--out", out]
+    code, counts = _explain_here(capsys, *args)
+    assert code == 0 and counts == ("done", 4, 0, 0)
+    return out, args, {r["image"]: r for r in manifest(out)}, images
+
+
+def _flip_last_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_records_hold_each_output_size_and_sha256(four):
+    out, _, records, _ = four
+    for record in records.values():
+        assert set(record["output_bytes"]) == set(record["output_sha256"]) == {
+            "npy", "heatmap", "overlay"}
+        for kind, name in record["outputs"].items():
+            data = (out / name).read_bytes()
+            assert record["output_bytes"][kind] == len(data)
+            assert record["output_sha256"][kind] == f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def test_resume_computes_changed_outputs_again(four, capsys):
+    """Issue 18.8: an output changed or cut short from outside was reused as skipped."""
+    out, args, records, images = four
+    rows = [records[str(p)] for p in images]
+    saved = {r["key"]: np.load(out / r["outputs"]["npy"]) for r in rows}
+    _flip_last_byte(out / rows[0]["outputs"]["npy"])  # same size, other content
+    npy = out / rows[1]["outputs"]["npy"]
+    npy.write_bytes(npy.read_bytes()[:-8])  # truncated
+    _flip_last_byte(out / rows[2]["outputs"]["heatmap"])
+    code, counts = _explain_here(capsys, *args)
+    assert code == 0 and counts == ("done", 3, 1, 0)
+    new = manifest(out)[4:]
+    assert {r["image"]: r["status"] for r in new} == {
+        str(images[0]): "ok", str(images[1]): "ok", str(images[2]): "ok",
+        str(images[3]): "skipped"}
+    for r in new:
+        np.testing.assert_allclose(np.load(out / r["outputs"]["npy"]), saved[r["key"]],
+                                   rtol=1e-5, atol=1e-7)
+        assert r["output_sha256"] == records[r["image"]]["output_sha256"] or r["status"] == "ok"
+        for kind, name in r["outputs"].items():  # the skipped record carries them over
+            data = (out / name).read_bytes()
+            assert r["output_sha256"][kind] == f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def test_verify_size_reads_sizes_only(four, capsys):
+    out, args, records, images = four
+    rows = [records[str(p)] for p in images]
+    _flip_last_byte(out / rows[0]["outputs"]["npy"])  # not seen by the sizes
+    npy = out / rows[1]["outputs"]["npy"]
+    npy.write_bytes(npy.read_bytes()[:-8])
+    code, counts = _explain_here(capsys, *args, "--verify", "size")
+    assert code == 0 and counts == ("done", 1, 3, 0)
+    statuses = {r["image"]: r["status"] for r in manifest(out)[4:]}
+    assert [statuses[str(p)] for p in images] == ["skipped", "ok", "skipped", "skipped"]
+
+
+def test_records_without_sizes_are_checked_by_the_npy_header(four, capsys):
+    out, args, records, images = four
+    old = [{k: v for k, v in r.items() if k not in ("output_bytes", "output_sha256")}
+           for r in records.values()]  # as an earlier version wrote them
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    rows = [records[str(p)] for p in images]
+    npy = out / rows[1]["outputs"]["npy"]
+    npy.write_bytes(npy.read_bytes()[:-8])  # truncated: the header says more
+    np.save(out / rows[2]["outputs"]["npy"], np.zeros((32, 32, 3), np.float32))  # wrong shape
+    code, counts = _explain_here(capsys, *args)
+    assert code == 0 and counts == ("done", 2, 2, 0)
+    statuses = {r["image"]: r["status"] for r in manifest(out)[4:]}
+    assert [statuses[str(p)] for p in images] == ["skipped", "ok", "ok", "skipped"]
+    assert outputs.npy_intact(out / rows[0]["outputs"]["npy"], (32, 32, 1))
+    assert not outputs.npy_intact(out / rows[0]["outputs"]["npy"], (32, 32, 3))
 
 
 # -- 5. two runs into one --out -------------------------------------------------------------------

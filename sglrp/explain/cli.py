@@ -31,6 +31,8 @@ from .loop import Run
 from .manifest import MANIFEST
 from .model import AUTO, load_model_info, parse_targets, split_commas
 from .outputs import FORMATS, is_disk_full
+from .preprocess import CHOICES as PREPROCESS_CHOICES
+from .signature import VERIFY
 
 __all__ = ["parse_methods", "parse_formats", "run", "add_parser"]
 
@@ -156,8 +158,9 @@ class _Command:
         if not images:
             raise UsageError(f"no images found in {' '.join(args.images)}")
         try:
-            info = load_model_info(args.model, args.weights, args.low, args.high)
-            identity = model_identity(args.model, args.weights)
+            info = load_model_info(args.model, args.weights, args.low, args.high,
+                                   args.preprocess)
+            identity = model_identity(args.model, args.weights, info.preprocessing)
         except WeightsUnavailableError as err:
             raise UsageError(str(err)) from None
         except OSError as err:
@@ -172,7 +175,8 @@ class _Command:
                        targets=targets, formats=formats, out=self.out, relu=args.relu,
                        batch_size=args.batch_size, top_k=args.top_k,
                        max_megapixels=args.max_megapixels, overwrite=args.overwrite,
-                       say=self.say, progress=lambda n: self.bar and self.bar.update(n),
+                       verify=args.verify, say=self.say,
+                       progress=lambda n: self.bar and self.bar.update(n),
                        interrupted=lambda: self.signals.received is not None,
                        hold=self.signals.held, executor=executor)
         except OSError as err:
@@ -188,7 +192,8 @@ class _Command:
         self.ray_started = ray_runner.connect(args.ray or None)
         workers = args.workers or ray_runner.default_workers()
         resources = ray_runner.worker_resources(workers)
-        spec = ray_runner.ModelSpec(args.model, args.weights, args.low, args.high)
+        spec = ray_runner.ModelSpec(args.model, args.weights, args.low, args.high,
+                                    info.preprocessing)
         info.model = None  # the workers build their own; the driver only names classes
         return ray_runner.RayExecutor(spec, info, workers, resources)
 
@@ -209,7 +214,8 @@ class _Command:
                 f" on Ray, {_count(run.executor.workers, 'worker')}"
             self.say(f"explain: {_count(len(run.images), 'image')} x "
                      f"{_count(len(run.methods), 'method')} ({', '.join(run.methods)}) x "
-                     f"{_count(len(run.targets), 'target')}, model {info.name}{where} -> "
+                     f"{_count(len(run.targets), 'target')}, model {info.name} (preprocess "
+                     f"{info.preprocessing}, low {info.low:g}, high {info.high:g}){where} -> "
                      f"{self.out}")
         with tqdm(total=len(run.images) * len(run.methods), file=sys.stderr, unit="img",
                   disable=True if self.args.quiet else None, dynamic_ncols=True) as self.bar:
@@ -319,16 +325,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "directly into it")
     p.add_argument("--batch-size", type=positive_int, default=8,
                    help="images per batch, >= 1 (default 8)")
+    p.add_argument("--preprocess", default=AUTO, choices=(AUTO, *PREPROCESS_CHOICES),
+                   help="how pixels (0-255) become the model's input: 0-1 (x/255), 0-255 (x), "
+                   "-1-1 (x/127.5-1), caffe (BGR minus the ImageNet mean), torch ((x/255-mean)/"
+                   "std, RGB); auto (default): caffe for vgg16, 0-1 for demo, for a model file "
+                   "0-255 if its first layer is Rescaling or Normalization, else 0-1. The choice "
+                   "is printed, recorded and part of the signature")
     p.add_argument("--low", type=finite_float, default=None,
-                   help="lowest model input value, for lrp/clrp/sglrp (default: per model)")
+                   help="lowest model input value, for lrp/clrp/sglrp (default: the low end of "
+                   "--preprocess's range)")
     p.add_argument("--high", type=finite_float, default=None,
-                   help="highest model input value, for lrp/clrp/sglrp (default: per model)")
+                   help="highest model input value, for lrp/clrp/sglrp (default: the high end "
+                   "of --preprocess's range)")
     p.add_argument("--relu", action="store_true", help="keep only positive relevance")
     p.add_argument("--format", default="png,npy",
                    help="comma-separated outputs: npy (raw maps), png (heatmap and overlay)")
     p.add_argument("--overwrite", action="store_true",
                    help="compute everything again (default: reuse the maps an earlier run "
                    "computed from the same image content and settings)")
+    p.add_argument("--verify", default="sha256", choices=VERIFY,
+                   help="how a re-run checks the outputs it reuses against the sizes and "
+                   "SHA-256 its manifest records: sha256 (default; reads every reused file "
+                   "once) or size (sizes only, for very large folders); a changed file is "
+                   "computed again")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (shown on a terminal) and no start message")
     p.add_argument("--top-k", type=positive_int, default=5,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import read_batch
+from .inputs import image_decoder, read_batch
 from .manifest import MANIFEST, ManifestWriter, make_record, read_manifest
 from .model import AUTO, ModelInfo
 from .outputs import (
@@ -35,7 +35,14 @@ from .outputs import (
     sync_dir,
     write_outputs,
 )
-from .signature import Resume, digest, file_sha256, map_signature, method_signature
+from .signature import (
+    Resume,
+    digest,
+    file_sha256,
+    map_signature,
+    method_signature,
+    rules_version,
+)
 
 __all__ = ["Job", "BatchResult", "analyzer_options", "create_method_analyzer", "predict",
            "explain_batch", "failed_batch", "Run"]
@@ -124,7 +131,8 @@ def failed_batch(job: Job, info: ModelInfo, message: str) -> BatchResult:
     that failed as a whole (its method's analyzer cannot be created, its worker died)."""
     records = [make_record(key=None, image=image, model=info.name, method=job.method,
                            target=target, status="error", error=message,
-                           signature=map_signature(job.signature, target, None))
+                           signature=map_signature(job.signature, target, None),
+                           preprocess=info.preprocessing)
                for image in job.images for target in job.targets]
     return BatchResult(records, error=message)
 
@@ -142,15 +150,15 @@ def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
     batch = read_batch(job.images, range(len(job.images)), info, job.max_megapixels)
     result = BatchResult()
 
-    def record(image, target, sha, status, **fields) -> None:
-        signature = map_signature(job.signature, target, sha)
+    def record(image, target, sha, status, decoder=None, **fields) -> None:
+        signature = map_signature(job.signature, target, sha, decoder)
         key = None if sha is None else output_key(output_stem(image), job.method, target,
                                                   digest(signature))
         outputs = output_files(key, job.formats) if status == "ok" else {}
         result.records.append(make_record(
             key=key, image=image, model=info.name, method=job.method, target=target,
             status=status, signature=signature, outputs=outputs, class_name=info.class_name,
-            **fields))
+            preprocess=info.preprocessing, **fields))
 
     for i, message, sha in batch.errors:
         for target in job.targets:
@@ -167,22 +175,24 @@ def explain_batch(job: Job, analyzer, info: ModelInfo) -> BatchResult:
             except Exception as err:  # e.g. a numerical failure: this batch and target only
                 for j, i in enumerate(batch.indices):
                     record(job.images[i], target, batch.input_sha256[j], "error",
-                           error=f"{job.method} failed: {err}")
+                           batch.decoders[j], error=f"{job.method} failed: {err}")
                 continue
             for j, i in enumerate(batch.indices):
-                image, sha = job.images[i], batch.input_sha256[j]
+                image, sha, decoder = job.images[i], batch.input_sha256[j], batch.decoders[j]
                 key = output_key(output_stem(image), job.method, target,
-                                 digest(map_signature(job.signature, target, sha)))
+                                 digest(map_signature(job.signature, target, sha, decoder)))
                 try:
-                    write_outputs(out, output_files(key, job.formats), batch.pixels[j], maps[j])
+                    written = write_outputs(out, output_files(key, job.formats),
+                                            batch.pixels[j], maps[j])
                 except DiskFullError as err:
                     result.stop = (err.errno, err.strerror, err.filename)
                     return result
                 except OSError as err:
-                    record(image, target, sha, "error", error=f"cannot write outputs: {err}")
+                    record(image, target, sha, "error", decoder,
+                           error=f"cannot write outputs: {err}")
                     continue
-                record(image, target, sha, "ok", target_id=int(ids[j]),
-                       top=(top_ids[j], probs[j, top_ids[j]]))
+                record(image, target, sha, "ok", decoder, target_id=int(ids[j]),
+                       top=(top_ids[j], probs[j, top_ids[j]]), written=written)
     finally:
         sync_dir(out)
     return result
@@ -205,6 +215,9 @@ class Run:
         The output folder (it must exist); ``manifest.jsonl`` is appended there.
     relu, batch_size, top_k, max_megapixels, overwrite
         The command's options.
+    verify : {"sha256", "size"}
+        How the outputs an earlier run finished are checked before they are reused
+        (:class:`~sglrp.explain.signature.Resume`).
     say : callable
         Prints one message line.
     progress : callable
@@ -224,7 +237,7 @@ class Run:
                  methods: Sequence[str], targets: Sequence, formats: Sequence[str], out,
                  relu: bool = False, batch_size: int = 8, top_k: int = 5,
                  max_megapixels: float = 50.0, overwrite: bool = False,
-                 say: Callable[[str], None] = print,
+                 verify: str = "sha256", say: Callable[[str], None] = print,
                  progress: Callable[[int], None] = lambda n: None,
                  interrupted: Callable[[], bool] = lambda: False,
                  hold: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
@@ -242,9 +255,10 @@ class Run:
         self.total = len(self.images) * len(self.methods) * len(self.targets)
         self._reported: set[tuple] = set()
         self._reported_batches: set[str] = set()
-        self._input_sha: dict[int, str | None] = {}
+        self._input_sha: dict[int, tuple] = {}
         self.resume = Resume([] if overwrite else read_manifest(self.out / MANIFEST), self.out,
-                             self.formats, min(top_k, info.n_classes))
+                             self.formats, min(top_k, info.n_classes), verify=verify,
+                             shape=(*info.size, info.channels))
         self.manifest = ManifestWriter(self.out / MANIFEST)
 
     # -- the records ----------------------------------------------------------------------------
@@ -258,12 +272,14 @@ class Run:
             self._reported.add((record["image"], message))
             self.say(f"error: {record['image']}: {message}")
 
-    def _sha(self, i: int) -> str | None:
+    def _input(self, i: int) -> tuple:
+        """``(content hash or None, decoder)`` of image ``i`` (header only, no decoding)."""
         if i not in self._input_sha:
             try:
-                self._input_sha[i] = file_sha256(self.images[i])
+                sha = file_sha256(self.images[i])
             except OSError:
-                self._input_sha[i] = None
+                sha = None
+            self._input_sha[i] = (sha, None if sha is None else image_decoder(self.images[i]))
         return self._input_sha[i]
 
     def _reusable(self, i: int, method: str, signature: dict) -> list | None:
@@ -271,23 +287,28 @@ class Run:
         image, stem = self.images[i], output_stem(self.images[i])
         if not all(self.resume.may_have(stem, method, t) for t in self.targets):
             return None  # nothing of this name was finished: no need to hash the file
-        sha = self._sha(i)
+        sha, decoder = self._input(i)
         if sha is None:
             return None
         records = []
         k = min(self.top_k, self.info.n_classes)
         for target in self.targets:
-            full = map_signature(signature, target, sha)
+            full = map_signature(signature, target, sha, decoder)
             key = output_key(stem, method, target, digest(full))
             old = self.resume.find(key, full)
             if old is None:
                 return None
             probs = [float("nan") if p is None else p for p in old["top_k_probs"][:k]]
+            files = output_files(key, self.formats)
+            sizes, shas = old.get("output_bytes") or {}, old.get("output_sha256") or {}
+            written = {kind: (sizes[kind], shas[kind]) for kind in files
+                       if kind in sizes and kind in shas}
             records.append(make_record(
                 key=key, image=image, model=self.info.name, method=method, target=target,
-                status="skipped", signature=full, outputs=output_files(key, self.formats),
+                status="skipped", signature=full, outputs=files,
                 target_id=old["target_id"], class_name=self.info.class_name,
-                top=(old["top_k_ids"][:k], probs)))
+                top=(old["top_k_ids"][:k], probs), preprocess=self.info.preprocessing,
+                written=written))
         return records
 
     # -- the loop -------------------------------------------------------------------------------
@@ -319,7 +340,8 @@ class Run:
         """Record the images of ``method`` that an earlier run finished (``"skipped"``); return
         the others as jobs of ``batch_size`` images."""
         options = analyzer_options(method, self.info, self.relu)
-        signature = method_signature(self.identity, method, options)
+        signature = method_signature(self.identity, method, options,
+                                     rules_version(method, self.info.separable))
         pending = []
         for i in range(len(self.images)):
             reused = None if self.overwrite else self._reusable(i, method, signature)

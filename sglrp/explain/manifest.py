@@ -20,6 +20,14 @@ A record describes one image x method x target of one run:
     signature were reused) or ``"error"``, with the message.
 ``signature``
     What the map is computed from (:mod:`sglrp.explain.signature`).
+``output_bytes``, ``output_sha256``
+    Each output's size in bytes and ``"sha256:<hex>"`` of its content, by kind as ``outputs``
+    (records of earlier versions lack them; a ``skipped`` record carries over what the record
+    it reuses had).
+``preprocess``
+    How pixels became the model's input: the resolved ``--preprocess`` choice
+    (:mod:`sglrp.explain.preprocess`; records of earlier versions lack it: theirs was ``caffe``
+    for ``vgg16``, ``0-1`` otherwise).
 
 Writing (:class:`ManifestWriter`): each record is one ``write`` of one complete line to the file
 opened for appending, under an advisory exclusive lock (``fcntl.flock``) held for that append
@@ -57,11 +65,13 @@ MANIFEST = "manifest.jsonl"
 
 def make_record(*, key, image: str, model: str, method: str, target, status: str,
                 signature: dict | None, outputs: dict | None = None, error: str | None = None,
-                target_id=None, class_name=None, top=None) -> dict:
+                target_id=None, class_name=None, top=None, preprocess: str | None = None,
+                written: dict | None = None) -> dict:
     """One manifest record, with every documented field in a fixed order.
 
     ``class_name`` maps a class id to its name (or ``None``); ``top`` is ``(ids, probs)`` of the
-    most probable classes.
+    most probable classes; ``preprocess`` the resolved ``--preprocess`` choice; ``written``
+    ``(size, "sha256:<hex>")`` of each output by kind (``output_bytes``, ``output_sha256``).
     """
     name = (lambda i: None) if class_name is None else class_name
     if target_id is None and target != "auto" and target is not None:
@@ -81,6 +91,9 @@ def make_record(*, key, image: str, model: str, method: str, target, status: str
         "status": status,
         "error": error,
         "signature": signature,
+        "preprocess": preprocess,
+        "output_bytes": {kind: int(size) for kind, (size, _) in (written or {}).items()},
+        "output_sha256": {kind: sha for kind, (_, sha) in (written or {}).items()},
     }
     if top is not None:
         ids, probs = top

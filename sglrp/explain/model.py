@@ -1,4 +1,5 @@
-"""The model of a run: ``demo``, ``vgg16`` or a model file, its preprocessing and its classes."""
+"""The model of a run: ``demo``, ``vgg16`` or a model file, its preprocessing
+(``--preprocess``, :mod:`sglrp.explain.preprocess`) and its classes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
+from .preprocess import LEGACY, preprocess_function, preprocess_range, resolve
 
 __all__ = ["AUTO", "ModelInfo", "load_model_info", "imagenet_class_names", "parse_targets",
-           "scale_255",
-           "split_commas"]
+           "scale_255", "split_commas"]
 
 #: The target token for "the predicted class".
 AUTO = "auto"
@@ -37,9 +38,20 @@ class ModelInfo:
     low, high : float
         Bounds of the preprocessed input, for the methods that take them.
     preprocess : callable
-        Maps a uint8 batch (N, H, W, channels) to the model input (float32).
+        Maps a batch of pixels on the 0-255 scale (N, H, W, channels) to the model input
+        (float32).
     class_names : list of str, optional
         Name of each class id, when known.
+    preprocessing : str
+        The resolved ``--preprocess`` choice that ``preprocess`` implements
+        (:mod:`sglrp.explain.preprocess`).
+
+    Attributes
+    ----------
+    n_classes : int
+        Classes of the model's output.
+    separable : bool
+        Whether the model (or a model nested in it) has a ``SeparableConv2D`` layer.
     """
 
     name: str
@@ -50,14 +62,25 @@ class ModelInfo:
     high: float
     preprocess: Callable[[np.ndarray], np.ndarray]
     class_names: list | None = None
+    preprocessing: str = "0-1"
     n_classes: int = field(init=False)
+    separable: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.n_classes = int(self.model.outputs[0].shape[-1])
+        self.separable = _has_layer(self.model, "SeparableConv2D")
 
     def class_name(self, class_id: int) -> str | None:
         """The name of ``class_id``, or ``None`` if the model has no class names."""
         return None if self.class_names is None else self.class_names[int(class_id)]
+
+
+def _has_layer(model, class_name: str) -> bool:
+    """Whether ``model`` or a model nested in it has a layer of class ``class_name``."""
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ == class_name or _has_layer(layer, class_name):
+            return True
+    return False
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -97,7 +120,7 @@ def _name_key(name: str) -> str:
 
 
 def load_model_info(model: str, weights: str | None = None, low: float | None = None,
-                    high: float | None = None) -> ModelInfo:
+                    high: float | None = None, preprocess: str = "auto") -> ModelInfo:
     """Load ``demo``, ``vgg16`` or a model file, with its input size, bounds and preprocessing.
 
     Parameters
@@ -107,12 +130,15 @@ def load_model_info(model: str, weights: str | None = None, low: float | None = 
     weights : str, optional
         Weights file (for ``vgg16`` also ``"imagenet"``, the default).
     low, high : float, optional
-        Input bounds; defaults depend on the model (see the module docstring).
+        Input bounds; default: the range of the preprocessing.
+    preprocess : str
+        ``--preprocess``: ``"auto"`` or a choice of :data:`sglrp.explain.preprocess.CHOICES`.
 
     Raises
     ------
     UsageError
-        If the model cannot be loaded or its input is not a fixed-size grey or RGB image.
+        If the model cannot be loaded or its input is not a fixed-size grey or RGB image, or
+        the preprocessing does not fit the model (``caffe``/``torch`` on a grey model).
     sglrp.models.WeightsUnavailableError
         If VGG16's ImageNet weights are neither cached nor downloadable.
     """
@@ -127,15 +153,19 @@ def load_model_info(model: str, weights: str | None = None, low: float | None = 
             keras_model = load_demo_model(weights)
         except (OSError, ValueError) as err:
             raise UsageError(f"cannot load the demo model: {err}") from None
-        return ModelInfo("demo", keras_model, tuple(INPUT_SHAPE[:2]), INPUT_SHAPE[2],
-                         DEMO_LOW if low is None else low, DEMO_HIGH if high is None else high,
-                         scale_255, list(CLASS_NAMES))
+        choice = resolve(preprocess, "demo", keras_model, INPUT_SHAPE[2])
+        if choice == LEGACY["demo"]:  # the range the demo model was trained on
+            low = DEMO_LOW if low is None else low
+            high = DEMO_HIGH if high is None else high
+        return _info("demo", keras_model, tuple(INPUT_SHAPE[:2]), INPUT_SHAPE[2], low, high,
+                     choice, list(CLASS_NAMES))
     if model == "vgg16":
+        choice = resolve(preprocess, "vgg16", None, 3)  # checked before loading
         keras_model = models.load_vgg16(weights or "imagenet")
-        return ModelInfo("vgg16", keras_model, (224, 224), 3,
-                         models.IMAGENET_CAFFE_LOW if low is None else low,
-                         models.IMAGENET_CAFFE_HIGH if high is None else high,
-                         models.preprocess_caffe, imagenet_class_names())
+        return _info("vgg16", keras_model, (224, 224), 3, low, high, choice,
+                     imagenet_class_names())
+    if preprocess != AUTO:
+        resolve(preprocess, "file", None, 3)  # an unknown choice: before loading
     path = Path(model)
     if not path.is_file():
         raise UsageError(
@@ -156,9 +186,16 @@ def load_model_info(model: str, weights: str | None = None, low: float | None = 
             f"model {str(path)!r} has input shape {shape or 'of several inputs'}; expected one "
             "fixed-size image input (N, H, W, 1) or (N, H, W, 3)"
         )
-    return ModelInfo(str(path), keras_model, (int(shape[1]), int(shape[2])), int(shape[3]),
-                     0.0 if low is None else low, 1.0 if high is None else high, scale_255)
+    choice = resolve(preprocess, "file", keras_model, int(shape[3]))
+    return _info(str(path), keras_model, (int(shape[1]), int(shape[2])), int(shape[3]), low,
+                 high, choice)
 
+
+def _info(name, model, size, channels, low, high, choice, class_names=None) -> ModelInfo:
+    default_low, default_high = preprocess_range(choice)
+    return ModelInfo(name, model, size, channels, default_low if low is None else low,
+                     default_high if high is None else high, preprocess_function(choice),
+                     class_names, choice)
 
 
 def split_commas(text: str) -> list[str]:

@@ -5,12 +5,18 @@ created with mode ``0o666`` so that the umask applies as to any file the user wr
 under umask 022), flushed to disk with ``fsync``, then renamed over its final name with
 ``os.replace``. A reader therefore sees either no file or a complete one, and a run killed
 mid-write leaves at most a hidden ``.tmp`` file, which no run reads.
+
+Each output is made in memory first, so that its size and SHA-256 are known when it is written
+(:func:`write_outputs` returns them; the manifest records them, and a resumed run compares them
+with the files it reuses, :class:`sglrp.explain.signature.Resume`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import io
 import os
 import re
 import secrets
@@ -29,9 +35,12 @@ __all__ = [
     "output_key",
     "output_files",
     "atomic_write",
+    "npy_bytes",
+    "png_bytes",
     "save_npy",
     "save_png",
     "write_outputs",
+    "npy_intact",
     "sync_dir",
 ]
 
@@ -130,32 +139,75 @@ def atomic_write(path, write: Callable) -> None:
         raise
 
 
-def save_npy(path, array: np.ndarray) -> None:
-    """Save ``array`` as float32 ``.npy``, atomically."""
-    array = np.asarray(array, np.float32)
-    atomic_write(path, lambda f: np.save(f, array))
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the content of a float32 ``.npy`` file."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, np.float32))
+    return buffer.getvalue()
 
 
-def save_png(path, rgb: np.ndarray) -> None:
-    """Save an RGB image as PNG, atomically."""
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB image as the content of a PNG file."""
     from matplotlib import image as mpimg
 
-    atomic_write(path, lambda f: mpimg.imsave(f, rgb, format="png"))
+    buffer = io.BytesIO()
+    mpimg.imsave(buffer, rgb, format="png")
+    return buffer.getvalue()
 
 
-def write_outputs(out, files: dict[str, str], pixels: np.ndarray, relevance: np.ndarray) -> None:
+def _save(path, data: bytes) -> tuple[int, str]:
+    atomic_write(path, lambda f: f.write(data))
+    return len(data), f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def save_npy(path, array: np.ndarray) -> tuple[int, str]:
+    """Save ``array`` as float32 ``.npy``, atomically; return its size and SHA-256."""
+    return _save(path, npy_bytes(array))
+
+
+def save_png(path, rgb: np.ndarray) -> tuple[int, str]:
+    """Save an RGB image as PNG, atomically; return its size and SHA-256."""
+    return _save(path, png_bytes(rgb))
+
+
+def write_outputs(out, files: dict[str, str], pixels: np.ndarray,
+                  relevance: np.ndarray) -> dict[str, tuple[int, str]]:
     """Write one map's outputs named in ``files`` (see :func:`output_files`) into ``out``.
 
-    ``pixels`` is the uint8 image as the model saw it (for the overlay), ``relevance`` the map.
+    ``pixels`` is the image as the model saw it, on the 0-255 scale (for the overlay),
+    ``relevance`` the map. Returns ``(size in bytes, "sha256:<hex>")`` of each file, by kind.
     """
     out = Path(out)
+    written = {}
     if "npy" in files:
-        save_npy(out / files["npy"], relevance)
+        written["npy"] = save_npy(out / files["npy"], relevance)
     if "heatmap" in files:
         from ..plot import overlay_rgb, to_rgb
 
-        save_png(out / files["heatmap"], to_rgb(relevance))
-        save_png(out / files["overlay"], overlay_rgb(pixels, relevance))
+        written["heatmap"] = save_png(out / files["heatmap"], to_rgb(relevance))
+        written["overlay"] = save_png(out / files["overlay"], overlay_rgb(pixels, relevance))
+    return written
+
+
+def npy_intact(path, shape: tuple | None = None) -> bool:
+    """Whether ``path`` is a complete float32 ``.npy`` file (of ``shape``, if given), from its
+    header and its size alone (the data is not read)."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as f:
+            version = npy.read_magic(f)
+            read_header = {(1, 0): npy.read_array_header_1_0,
+                           (2, 0): npy.read_array_header_2_0}.get(version)
+            if read_header is None:
+                return False
+            found, _, dtype = read_header(f)
+            offset, size = f.tell(), os.fstat(f.fileno()).st_size
+    except (OSError, ValueError):
+        return False
+    if dtype != np.float32 or (shape is not None and tuple(found) != tuple(shape)):
+        return False
+    return size == offset + int(np.prod(found, dtype=np.int64)) * dtype.itemsize
 
 
 def sync_dir(path) -> None:

@@ -42,10 +42,12 @@ from .model import ModelInfo, load_model_info
 
 __all__ = ["ModelSpec", "connect", "shutdown", "default_workers", "worker_resources",
            "sglrp_version", "map_actors", "Worker", "ExplainWorker", "RayExecutor",
-           "DatasetWorker", "ROW_COLUMNS", "TASK_RETRIES"]
+           "DatasetWorker", "ROW_COLUMNS", "TASK_RETRIES", "WORKER_ENV"]
 
 #: Times a job is run again after its worker process died, before it is recorded as failed.
 TASK_RETRIES = 3
+#: The runtime environment of sglrp's actors: TensorFlow's C++ notices filtered out.
+WORKER_ENV = {"env_vars": {"SGLRP_FILTER_TF_NOTICES": "1"}}
 #: Most blocks of jobs in one dataset (a block is the unit that a worker receives and that is
 #: run again after a fault); fewer jobs: one job per block.
 MAX_BLOCKS = 10_000
@@ -53,16 +55,18 @@ MAX_BLOCKS = 10_000
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How a worker builds the run's model: the command's ``--model``, ``--weights``, ``--low``
-    and ``--high``, given to :func:`~sglrp.explain.model.load_model_info` in the worker."""
+    """How a worker builds the run's model: the command's ``--model``, ``--weights``, ``--low``,
+    ``--high`` and ``--preprocess``, given to :func:`~sglrp.explain.model.load_model_info` in
+    the worker."""
 
     model: str
     weights: str | None = None
     low: float | None = None
     high: float | None = None
+    preprocess: str = "auto"
 
     def load(self) -> ModelInfo:
-        return load_model_info(self.model, self.weights, self.low, self.high)
+        return load_model_info(self.model, self.weights, self.low, self.high, self.preprocess)
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -335,14 +339,16 @@ def map_actors(ds, worker: type, workers: int, resources: dict, kwargs: dict, ba
     A dead actor is restarted (``max_restarts=-1``) and its tasks run again up to
     :data:`TASK_RETRIES` times (``max_task_retries``), passed as ``ray_remote_args``. Ray 2.60
     marks these deprecated without a replacement; where a later Ray no longer takes them, its
-    defaults for actor pools apply (restart and run again without end).
+    defaults for actor pools apply (restart and run again without end). The actors' processes
+    start with ``SGLRP_FILTER_TF_NOTICES=1`` (:data:`WORKER_ENV`): TensorFlow's C++ info notices
+    are filtered out of their stderr (:mod:`sglrp._stderr`).
     """
     import ray.data
 
     options = dict(fn_constructor_kwargs=kwargs, batch_size=batch_size, batch_format="numpy",
                    compute=ray.data.ActorPoolStrategy(size=workers,
                                                       max_tasks_in_flight_per_actor=2),
-                   **resources)
+                   runtime_env=WORKER_ENV, **resources)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
@@ -484,13 +490,16 @@ class DatasetWorker(Worker):
         shape = (*self.info.size, self.info.channels)
         rows: list[tuple[dict, np.ndarray | None]] = []
 
+        decoders = dict(zip(images.indices, images.decoders))
+
         def add(i, method, target, sha, relevance=None, **fields) -> None:
-            signature = map_signature(self.signatures[method], target, sha)
+            signature = map_signature(self.signatures[method], target, sha, decoders.get(i))
             key = None if sha is None else output_key(output_stem(names[i] or "image"),
                                                       method, target, digest(signature))
             rows.append((make_record(key=key, image=names[i], model=self.info.name,
                                      method=method, target=target, signature=signature,
-                                     class_name=self.info.class_name, **fields), relevance))
+                                     class_name=self.info.class_name,
+                                     preprocess=self.info.preprocessing, **fields), relevance))
 
         for method, signature in self.signatures.items():
             for i, message, sha in images.errors:
