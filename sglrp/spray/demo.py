@@ -6,7 +6,7 @@ the shortcut's, then the control's shipped weights; target: the marked class; ``
 and each folder is analysed with ``sglrp spray`` (K from the eigengap). The clusters are compared
 with the truth (marked or not): adjusted Rand index and homogeneity per method and model, in
 ``planted.json``, ``planted.md``, the groups' ``scores`` in ``clusters.json``, and
-``spray_planted.png``.
+``spray_planted.png``; ``truth.json`` says which image is marked.
 
 A method **finds the shortcut** when its clusters agree with the mark on the shortcut model
 (ARI >= :data:`FOUND_ARI`) and not on the control (ARI < :data:`CONTROL_ARI`): maps that show
@@ -110,6 +110,7 @@ def run_spray_demo(out, seed: int = 0, log=print) -> dict:
     start = time.perf_counter()
     images = out / "images"
     truth = write_images(images)
+    (out / "truth.json").write_text(json.dumps(truth, indent=0) + "\n")
     log(f"planted set: {len(truth)} test images of class {MARKED_CLASS}, "
         f"{sum(truth.values())} marked, in {images}")
     documents = {}
@@ -155,6 +156,6 @@ def main(args) -> int:
             f"{numbers['marked_class_marked']:.3f}, with the mark removed "
             f"{numbers['marked_class_mark_removed']:.3f}")
     print(_table(summary["methods"]), end="")
-    log(f"wrote {out}/planted.json, planted.md, spray_planted.png and "
+    log(f"wrote {out}/planted.json, planted.md, truth.json, spray_planted.png and "
         f"{out}/{{shortcut,control}}/spray/report.html ({summary['seconds']:.0f} s)")
     return 0
