@@ -784,6 +784,8 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # set before TensorFlow starts: no C++
     (
         "code",
         """\
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -792,6 +794,8 @@ from sglrp import plot, spray
 from sglrp.spray import planted
 from sglrp.spray.train import load_model
 
+warnings.filterwarnings("ignore", message=".*ends in a softmax")  # said once here instead:
+# the shipped models end in a softmax, every method explains its logits
 data = planted.test_set()  # 264 images of class 8, half of them marked
 print(f"{len(data)} test images of class {planted.MARKED_CLASS}, {data.marked.sum()} marked")
 fig, axes = plt.subplots(1, 6, figsize=(9, 1.8))
@@ -868,8 +872,10 @@ plt.show()""",
         """\
 LRP separates marked from unmarked images on *both* models: its maps show the mark because it
 is in the image, whether the model uses it or not. A method finds the shortcut when its clusters
-follow the mark on the shortcut model and not on the control. The mean SGLRP map of each
-cluster on the shortcut model: one cluster's relevance sits on the mark.""",
+follow the mark on the shortcut model and not on the control: guided backprop does here. SGLRP
+follows the mark on the shortcut model (one cluster holds every marked image, and a few
+unmarked ones) and weakly on the control, where it paints the mark as evidence *against*
+class 8. The mean SGLRP map of each cluster on the shortcut model:""",
     ),
     (
         "code",
@@ -879,7 +885,7 @@ fig, axes = plt.subplots(1, result.k, figsize=(2.5 * result.k, 2.5), squeeze=Fal
 for ax, c in zip(axes[0], result.clusters):
     members = c["members"]
     plot.heatmap(maps[members].mean(axis=0), ax=ax)
-    ax.set_title(f"cluster {c['cluster']}: {c['size']} maps,\n"
+    ax.set_title(f"cluster {c['cluster']}: {c['size']} maps,\\n"
                  f"{data.marked[members].mean():.0%} marked", fontsize=8)
 plt.show()""",
     ),

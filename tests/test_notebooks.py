@@ -162,7 +162,7 @@ def test_your_model_trains_explains_reloads_and_shows_the_errors(kernel_dir):
     assert "eager: True" in output
 
 
-def test_spray_finds_the_planted_shortcut_with_sglrp(kernel_dir):
+def test_spray_finds_the_planted_shortcut(kernel_dir):
     nb, seconds = execute("spray.ipynb", kernel_dir)
     print(f"spray.ipynb: {seconds:.0f} s")
     output = text(nb)
@@ -173,9 +173,14 @@ def test_spray_finds_the_planted_shortcut_with_sglrp(kernel_dir):
         ((with_mark, without),) = re.findall(accuracy.format(kind), output, re.M)
         drop[kind] = float(with_mark) - float(without)
     assert drop["shortcut"] >= 0.2 and abs(drop["control"]) <= 0.05, drop
-    row = r"^\| {} \| {} \| \d+ \| (-?[\d.]+) \| [\d.]+ \|$"  # method, model: ARI
-    assert number(row.format("SGLRP", "shortcut"), output) > 0.5
-    assert number(row.format("SGLRP", "control"), output) < 0.2
+    row = r"^\| {} \| {} \| \d+ \| (-?[\d.]+) \| ([\d.]+) \|$"  # method, model: ARI, hom.
+    found = {(m, k): tuple(map(float, re.findall(row.format(m, k), output, re.M)[-1]))
+             for m in ("SGLRP", "LRP", "guided backprop") for k in ("shortcut", "control")}
+    assert found["guided backprop", "shortcut"][0] > 0.9  # finds the shortcut
+    assert found["guided backprop", "control"][0] < 0.1
+    assert found["LRP", "shortcut"][0] > 0.9 and found["LRP", "control"][0] > 0.9  # the mark
+    assert found["SGLRP", "shortcut"][0] > 0.5
+    assert found["SGLRP", "shortcut"][1] > found["SGLRP", "control"][1] + 0.2
     assert images(nb) >= 3
 
 
