@@ -200,7 +200,8 @@ def test_spray_writes_every_image_once_and_a_report_naming_every_cluster(explain
 
 def test_spray_selects_and_takes_k(explained, tmp_path):
     out = copy(explained, tmp_path)
-    assert cli_main(["spray", str(out), "--method", "sglrp", "--clusters", "2", "--quiet"]) == 0
+    assert cli_main(["spray", str(out), "--method", "sglrp", "--clusters", "2", "--quiet",
+                     "--embedding", "spectral"]) == 0
     (g,) = json.loads((out / "spray" / "clusters.json").read_text())["groups"]
     assert g["method"] == "sglrp" and g["k"] == 2 and g["k_from"] == "given"
     assert cli_main(["spray", str(out), "--target", "3", "--quiet"]) == 2
@@ -212,7 +213,7 @@ def test_a_corrupt_or_missing_map_is_reported_not_fatal(explained, tmp_path, cap
     sglrp_files = [r["outputs"]["npy"] for r in records if r["method"] == "sglrp"]
     (out / sglrp_files[0]).write_bytes(b"not a numpy file")
     (out / sglrp_files[1]).unlink()
-    assert cli_main(["spray", str(out), "--quiet"]) == 1
+    assert cli_main(["spray", str(out), "--quiet", "--embedding", "spectral"]) == 1
     err = capsys.readouterr().err
     assert sglrp_files[0] in err and sglrp_files[1] in err
     groups = {g["method"]: g for g in
