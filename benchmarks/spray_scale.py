@@ -9,7 +9,9 @@ The folder is made like an ``sglrp explain --format npy`` output of the demo mod
 and class. The maps are synthetic (seeded): four patterns (a corner blob like the planted mark,
 the digit's centre, two others) in proportions 40/30/20/10 with noise, so that the eigengap has
 something to find. ``sglrp spray FOLDER --quiet`` then runs in a fresh process, and its wall time
-and peak resident memory (``getrusage`` of the child) are recorded with the clusters found.
+CPU time and peak resident memory (``getrusage`` of the child) are recorded with the clusters
+found and their agreement with the patterns (adjusted Rand index); ``import_rss_mb`` is the peak
+of a process that only imports ``sglrp.spray`` (which imports sglrp, and with it TensorFlow).
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+TRUTH = "bench_truth.npy"  # the pattern of each map (spray reads the manifest only)
+
+
+def _child_rss_mb(code: str) -> float:
+    """Peak RSS of a fresh Python running ``code`` (to separate the imports' share)."""
+    proc = subprocess.run([sys.executable, "-c", code + "; import resource; print(resource."
+                           "getrusage(resource.RUSAGE_SELF).ru_maxrss)"], capture_output=True,
+                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return int(proc.stdout.split()[-1]) / 1024
 
 
 def make_folder(folder: Path, n: int, seed: int = 0) -> None:
@@ -54,7 +66,7 @@ def make_folder(folder: Path, n: int, seed: int = 0) -> None:
                       "outputs": {"npy": f"{key}.npy"}, "status": "ok", "error": None,
                       "signature": {**sig, "target": 8, "input": f"sha256:{i}"}}
             f.write(json.dumps(record) + "\n")
-    np.save(folder / "truth.npy.bench", truth)
+    np.save(folder / TRUTH, truth)
 
 
 def main(argv=None) -> int:
@@ -68,21 +80,26 @@ def main(argv=None) -> int:
     made = time.perf_counter() - start
     command = [sys.executable, "-c", "import sys; from sglrp.cli import main; "
                "sys.exit(main(sys.argv[1:]))", "spray", str(args.folder), "--quiet"]
+    import_mb = _child_rss_mb("import sglrp.spray")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak_mb = after.ru_maxrss / 1024
     if proc.returncode != 0:
         print(proc.stdout, proc.stderr, file=sys.stderr)
         return proc.returncode
     document = json.loads((args.folder / "spray" / "clusters.json").read_text())
     (group,) = document["groups"]
-    truth = np.load(args.folder / "truth.npy.bench", allow_pickle=False) \
-        if (args.folder / "truth.npy.bench").exists() else None
+    truth = np.load(args.folder / TRUTH, allow_pickle=False) \
+        if (args.folder / TRUTH).exists() else None
     result = {
         "maps": args.maps, "map_shape": [32, 32, 1], "spray_seconds": round(seconds, 1),
-        "peak_rss_mb": round(peak_mb), "k": group["k"], "embedding": group["embedding"],
+        "spray_cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak_mb),
+        "import_rss_mb": round(import_mb), "k": group["k"], "embedding": group["embedding"],
         "cluster_sizes": [c["size"] for c in group["clusters"]],
         "folder_seconds": round(made, 1), "cpu_count": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
