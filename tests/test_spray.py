@@ -291,3 +291,15 @@ def test_demo_spray_on_the_planted_shortcut(tmp_path):
             assert g["k_from"] == "eigengap" and g["n_maps"] == 264
             assert g["scores"] == {k: v for k, v in methods[g["method"]][kind].items()
                                    if k != "k"}
+
+
+def test_command_line_values_are_checked_before_any_work(tmp_path, capsys):
+    from sglrp.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--spray", "--out", str(tmp_path)])
+    assert args.spray and args.run.__name__ == "_demo"
+    for bad in (["--clusters", "0"], ["--target", "x"], ["--embedding", "pca"]):
+        with pytest.raises(SystemExit) as stop:
+            cli_main(["spray", str(tmp_path), *bad])
+        assert stop.value.code == 2
+    assert "--clusters: must be an integer >= 1" in capsys.readouterr().err
