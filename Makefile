@@ -61,7 +61,7 @@ bench-ray: $(STAMP)
 # The example notebooks: written from examples/build_notebooks.py, then the offline ones run in
 # place so that they are committed with their outputs; zebra_elephant.ipynb only when the VGG16
 # ImageNet weights are there (Keras cache, or VGG16_WEIGHTS=path). The kernel is this .venv's.
-NOTEBOOKS := examples/quickstart.ipynb examples/your_model.ipynb
+NOTEBOOKS := examples/quickstart.ipynb examples/your_model.ipynb examples/spray.ipynb
 VGG16_CACHED := $(or $(KERAS_HOME),$(HOME)/.keras)/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5
 EXECUTE := JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(BIN)/python -m jupyter nbconvert \
 	--to notebook --execute --inplace --ExecutePreprocessor.record_timing=False \

@@ -1,4 +1,4 @@
-"""The ``sglrp`` command: ``demo``, ``methods``, ``explain``, ``evaluate``,
+"""The ``sglrp`` command: ``demo``, ``methods``, ``explain``, ``spray``, ``evaluate``,
 ``bench-discrimination``."""
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import explain
 
     explain.add_parser(sub)
+    from .spray import cli as spray_cli
+
+    spray_cli.add_parser(sub)
     from .evaluation import cli as evaluation_cli
 
     evaluation_cli.add_parser(sub)

@@ -105,10 +105,12 @@ def test_notebooks_are_valid_and_built_from_the_script():
 def test_offline_notebooks_are_committed_with_outputs_and_zebra_elephant_without():
     offline = _build_script().OFFLINE
     assert "zebra_elephant.ipynb" not in offline
+    printed = {"spray.ipynb": "homogeneity"}  # a word each notebook's results print
     for name in offline:
         nb = nbformat.read(EXAMPLES / name, as_version=4)
         assert errors(nb) == [], name
-        assert images(nb) >= 3 and "contrast" in text(nb), f"{name}: run `make notebooks`"
+        word = printed.get(name, "contrast")
+        assert images(nb) >= 3 and word in text(nb), f"{name}: run `make notebooks`"
     zebra = nbformat.read(EXAMPLES / "zebra_elephant.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in zebra.cells if c.cell_type == "code")
 
@@ -158,6 +160,28 @@ def test_your_model_trains_explains_reloads_and_shows_the_errors(kernel_dir):
     # every common error was raised and printed with its message
     assert len(re.findall(r"^  (ValueError|TypeError|KeyError): ", output, re.M)) == 11
     assert "eager: True" in output
+
+
+def test_spray_finds_the_planted_shortcut(kernel_dir):
+    nb, seconds = execute("spray.ipynb", kernel_dir)
+    print(f"spray.ipynb: {seconds:.0f} s")
+    output = text(nb)
+    assert errors(nb) == []
+    accuracy = r"^{}: accuracy ([\d.]+) with the mark, ([\d.]+) with it removed$"
+    drop = {}
+    for kind in ("shortcut", "control"):
+        ((with_mark, without),) = re.findall(accuracy.format(kind), output, re.M)
+        drop[kind] = float(with_mark) - float(without)
+    assert drop["shortcut"] >= 0.2 and abs(drop["control"]) <= 0.05, drop
+    row = r"^\| {} \| {} \| \d+ \| (-?[\d.]+) \| ([\d.]+) \|$"  # method, model: ARI, hom.
+    found = {(m, k): tuple(map(float, re.findall(row.format(m, k), output, re.M)[-1]))
+             for m in ("SGLRP", "LRP", "guided backprop") for k in ("shortcut", "control")}
+    assert found["guided backprop", "shortcut"][0] > 0.9  # finds the shortcut
+    assert found["guided backprop", "control"][0] < 0.1
+    assert found["LRP", "shortcut"][0] > 0.9 and found["LRP", "control"][0] > 0.9  # the mark
+    assert found["SGLRP", "shortcut"][0] > 0.5
+    assert found["SGLRP", "shortcut"][1] > found["SGLRP", "control"][1] + 0.2
+    assert images(nb) >= 3
 
 
 @pytest.mark.slow

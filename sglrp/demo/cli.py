@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def _demo(args) -> int:
+    if args.spray:
+        from ..spray import demo as spray_demo
+
+        return spray_demo.main(args)
+    from . import run
+
+    return run.main(args)
+
+
 def add_parsers(sub) -> None:
     from ..arguments import output_dir, positive_int
     from . import run
@@ -25,7 +35,10 @@ def add_parsers(sub) -> None:
                    help="scenes for the table, >= 1 (default 200)")
     p.add_argument("--figures", type=int, default=3, help="scenes drawn as figures")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=run.main)
+    p.add_argument("--spray", action="store_true",
+                   help="spectral relevance analysis on the planted-shortcut set instead "
+                   "(writes OUT/planted/)")
+    p.set_defaults(run=_demo)
 
     q = sub.add_parser(
         "bench-discrimination", help="class-discrimination benchmark on held-out digit scenes"
