@@ -10,6 +10,7 @@ a table, between the markers ``<!-- applications-matrix -->`` in the README::
     python -m benchmarks.applications_matrix --json benchmarks/applications-matrix-keras3.json \\
         --readme README.md            # every family (about an hour on 2 cores)
     python -m benchmarks.applications_matrix --only EfficientNetB0 ...  # some families
+    python -m benchmarks.applications_matrix --only --readme README.md  # the table again
 
 ``tests/test_applications_matrix.py`` (slow) computes the rows again and compares them with
 the JSON file.
@@ -186,7 +187,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", default="benchmarks/applications-matrix-keras3.json")
     parser.add_argument("--readme", help="rewrite the table between the markers of this file")
-    parser.add_argument("--only", nargs="*", help="these families (the others kept from --json)")
+    parser.add_argument(
+        "--only", nargs="*", help="these families, the others kept from --json (none: only --readme)"
+    )
     args = parser.parse_args(argv)
     import sglrp
 
@@ -194,7 +197,7 @@ def main(argv=None) -> None:
     if os.path.exists(args.json):
         with open(args.json, encoding="utf-8") as f:
             results = json.load(f)["results"]
-    for name in args.only or list(FAMILIES):
+    for name in list(FAMILIES) if args.only is None else args.only:
         results[name] = row(name, log=lambda s: print(s, file=sys.stderr, flush=True))
         with open(args.json, "w", encoding="utf-8") as f:  # after every family
             json.dump({"engine": sglrp.engine, "results": results}, f, indent=1, sort_keys=True)
