@@ -79,7 +79,9 @@ def build(name: str):
     model = getattr(tf.keras.applications, cls)(
         weights=None, input_shape=(size, size, 3), classes=10
     )
-    norms = [layer for layer in _flat(model) if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    norms = [
+        layer for layer in _flat(model) if isinstance(layer, tf.keras.layers.BatchNormalization)
+    ]
     if norms:
         for layer in norms:
             layer.momentum = 0.0
@@ -160,7 +162,7 @@ def table(results: dict, methods: list) -> str:
             if value == WORKS:
                 cells.append("✓")
             elif value.startswith("refused: "):
-                reason = value[len("refused: "):]
+                reason = value[len("refused: ") :]
                 reason = re.sub(r"'[^']*' \(", "(", reason, count=1)  # the layer's own name
                 if reason not in reasons:
                     reasons.append(reason)
@@ -188,7 +190,9 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default="benchmarks/applications-matrix-keras3.json")
     parser.add_argument("--readme", help="rewrite the table between the markers of this file")
     parser.add_argument(
-        "--only", nargs="*", help="these families, the others kept from --json (none: only --readme)"
+        "--only",
+        nargs="*",
+        help="these families, the others kept from --json (none: only --readme)",
     )
     args = parser.parse_args(argv)
     import sglrp
