@@ -241,6 +241,30 @@ def test_reinitialized_weights_follow_glorot_uniform_and_identity_batch_norm():
     assert np.all(gamma == 1) and np.all(beta == 0) and np.all(mean == 0) and np.all(var == 1)
 
 
+def test_reinitialized_weights_of_depthwise_layer_norm_and_layer_scale_layers():
+    # Keras 2 names a depthwise kernel "depthwise_kernel", Keras 3 "kernel": the same draw.
+    import tensorflow as tf
+
+    from sglrp.demo.model import layer_scale_class
+
+    dw = tf.keras.layers.DepthwiseConv2D(7)
+    dw.build((None, 10, 10, 4))
+    kernel, bias = sanity.reinitialized_weights(dw, seed=2)
+    limit = np.sqrt(6 / (7 * 7 * 4 + 7 * 7 * 1))
+    assert kernel.shape == (7, 7, 4, 1) and limit * 0.9 < np.abs(kernel).max() <= limit
+    expected = np.random.default_rng(2).uniform(-limit, limit, (7, 7, 4, 1)).astype(np.float32)
+    np.testing.assert_array_equal(kernel, expected)
+    assert np.all(bias == 0)
+    ln = tf.keras.layers.LayerNormalization()
+    ln.build((None, 10, 10, 4))
+    gamma, beta = sanity.reinitialized_weights(ln, seed=2)
+    assert np.all(gamma == 1) and np.all(beta == 0) and gamma.shape == (4,)
+    scale = layer_scale_class()(1e-6, 4)
+    scale.build((None, 10, 10, 4))
+    (gamma,) = sanity.reinitialized_weights(scale, seed=2)
+    np.testing.assert_array_equal(gamma, np.ones(4, np.float32))
+
+
 # -- summary -----------------------------------------------------------------------------------
 
 

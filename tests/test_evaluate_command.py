@@ -1,5 +1,5 @@
 """``sglrp evaluate``: the paper's claim on every shipped model, published sanity results any
-correct implementation reproduces, and the command end to end."""
+correct implementation reproduces, refused cells, and the command end to end."""
 
 import json
 import subprocess
@@ -9,8 +9,17 @@ import time
 import pytest
 
 import sglrp
+from sglrp.evaluation import report
 from sglrp.evaluation.run import Settings, evaluate_model, model_names
 from sglrp.metrics import METRICS
+
+#: The ReLU models, on which every method runs on both engines.
+RELU_MODELS = ["digits_cnn", "dense_head", "gap_resnet"]
+#: The models with swish, squeeze-and-excitation, layer norm, GELU, layer scale, Rescaling.
+MODERN_MODELS = ["efficientnet_mini", "convnext_mini"]
+#: Methods defined for ReLU networks only (guided backprop changes the ReLU's backward pass).
+RELU_ONLY = {"guided_backprop", "guided_grad_cam"}
+TINY = Settings(scenes=2, steps=4, cascade_maps=2)
 
 METHODS = [
     "lrp",
@@ -26,7 +35,11 @@ def by_method(result):
     return {entry["method"]: entry for entry in result["methods"]}
 
 
-@pytest.fixture(scope="module", params=model_names())
+def test_every_shipped_model_is_evaluated():
+    assert model_names() == RELU_MODELS + MODERN_MODELS
+
+
+@pytest.fixture(scope="module", params=RELU_MODELS)
 def evaluated(request):
     settings = Settings(scenes=8, steps=8, cascade_maps=4)
     return evaluate_model(request.param, METHODS, settings, log=lambda s: None)
@@ -89,9 +102,15 @@ def test_command_writes_json_table_and_figures(tmp_path):
     (model,) = results["models"]
     assert model["name"] == "gap_resnet" and model["n_maps"] == 4
     assert [e["method"] for e in model["methods"]] == ["sglrp", "lrp"]
-    assert "several inputs" in model["skipped"]["grad_cam.multi_input"]
-    assert "| `sglrp` |" in (tmp_path / "evaluation.md").read_text()
-    assert "| `sglrp` |" in done.stdout
+    assert list(model["refused"]) == ["grad_cam.multi_input"]
+    assert "several inputs" in model["refused"]["grad_cam.multi_input"]
+    assert model["random"]["method"] == "random"
+    assert 0.0 < model["random"]["deletion_auc"] < 1.0
+    text = (tmp_path / "evaluation.md").read_text()
+    assert "| `sglrp` |" in text and "| `sglrp` |" in done.stdout
+    assert "| `grad_cam.multi_input` | refused | refused |" in text
+    assert "`grad_cam.multi_input` refused this model: " in text
+    assert "| *random* |" in text
     for figure in ("metrics.png", "cascade.png"):
         assert (tmp_path / figure).stat().st_size > 5_000
 
@@ -114,7 +133,14 @@ def test_defaults_within_ten_minutes_on_every_model_and_method(tmp_path):
     results = json.loads((tmp_path / "evaluation.json").read_text())
     assert [m["name"] for m in results["models"]] == model_names()
     expected = [name for name in sglrp.available_methods() if name != "grad_cam.multi_input"]
-    for model in results["models"]:
+    for model in results["models"][len(RELU_MODELS):]:
+        assert model["top2_accuracy"] >= 0.95 and model["n_maps"] == 200
+        refused = set(model["refused"])
+        assert RELU_ONLY | {"grad_cam.multi_input"} <= refused
+        assert {"grad_cam", "smoothgrad", "integrated_gradients"}.isdisjoint(refused)
+        if sglrp.engine == "keras3":
+            assert refused == RELU_ONLY | {"grad_cam.multi_input"}
+    for model in results["models"][: len(RELU_MODELS)]:
         m = by_method(model)
         assert list(m) == expected and model["n_maps"] == 200
         best = max((e for name, e in m.items() if name.startswith("sglrp")),
@@ -122,3 +148,29 @@ def test_defaults_within_ten_minutes_on_every_model_and_method(tmp_path):
         assert best["contrast"] >= m["lrp"]["contrast"] + 0.3
         assert best["contrast_ci95"][0] > m["lrp"]["contrast_ci95"][1]
         assert m["guided_backprop"]["randomization_similarity"] >= 0.85
+
+
+def test_a_refused_cell_is_marked_and_the_run_goes_on():
+    # guided backprop is defined for ReLU networks: the swish model is a refused cell.
+    result = evaluate_model("efficientnet_mini", ["guided_backprop", "grad_cam"], TINY,
+                            log=lambda s: None)
+    assert [e["method"] for e in result["methods"]] == ["grad_cam"]
+    assert list(result["refused"]) == ["guided_backprop"]
+    assert "stem_activation" in result["refused"]["guided_backprop"]
+    assert "| `guided_backprop` | refused |" in report.model_table(result)
+    text = report.markdown(
+        {"settings": {"scenes": 2, "seed": 0, "steps": 4}, "models": [result], "seconds": 1.0}
+    )
+    assert "`guided_backprop` refused this model: GBP is defined for ReLU networks" in text
+    assert result["random"]["deletion_auc"] is not None
+
+
+@pytest.mark.engine("innvestigate")
+@pytest.mark.parametrize("name", MODERN_MODELS)
+def test_innvestigate_engine_refuses_relevance_on_the_modern_models(name):
+    methods = ["sglrp", "lrp.epsilon", "clrp", "grad_cam"]
+    result = evaluate_model(name, methods, TINY, log=lambda s: None)
+    assert [e["method"] for e in result["methods"]] == ["grad_cam"]
+    assert list(result["refused"]) == ["sglrp", "lrp.epsilon", "clrp"]
+    for reason in result["refused"].values():
+        assert "Keras 3 engine" in reason, reason

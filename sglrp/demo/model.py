@@ -1,18 +1,33 @@
-"""The small digit-scene CNNs that ship with the package: the demo model and two others.
+"""The small digit-scene CNNs that ship with the package: the demo model and four others.
 
-=============  ==========================================================================
-name           architecture (ReLU everywhere, ``Dense(10)`` logits then softmax)
-=============  ==========================================================================
-digits_cnn     the demo model: 3 x (Conv 3x3, max pool), Flatten, Dense(128)
-dense_head     the demo model with a second dense hidden layer: 3 x (Conv 3x3, max pool),
-               Flatten, Dense(128), Dense(128)
-gap_resnet     Conv 3x3, max pool, a residual block with batch norms (Conv, BN, ReLU,
-               Conv, BN, Add, ReLU), 2 x (max pool, Conv 3x3), global average pooling: no
-               dense hidden layer, and batch norms that canonization folds
-=============  ==========================================================================
+==================  =====================================================================
+name                architecture (``Dense(10)`` logits then softmax)
+==================  =====================================================================
+digits_cnn          the demo model, ReLU: 3 x (Conv 3x3, max pool), Flatten, Dense(128)
+dense_head          the demo model with a second dense hidden layer, ReLU: 3 x (Conv 3x3,
+                    max pool), Flatten, Dense(128), Dense(128)
+gap_resnet          ReLU: Conv 3x3, max pool, a residual block with batch norms (Conv, BN,
+                    ReLU, Conv, BN, Add, ReLU), 2 x (max pool, Conv 3x3), global average
+                    pooling: no dense hidden layer, and batch norms that canonization folds
+efficientnet_mini   EfficientNet-style (Tan & Le 2019), as ``keras.applications``
+                    EfficientNet builds it: ``Rescaling`` of [0, 1] to [-1, 1] inside the
+                    model, a swish stem, four MBConv blocks (1x1 expansion, depthwise conv,
+                    batch norms, swish, a squeeze-and-excitation ``Multiply`` gate with a
+                    sigmoid, 1x1 projection, an identity skip where the shapes allow), a
+                    1x1 swish top convolution, global average pooling
+convnext_mini       ConvNeXt-style (Liu et al. 2022), as ``keras.applications`` ConvNeXt
+                    builds it: a patchify stem (Conv 2x2, stride 2) with layer norm, one
+                    ConvNeXt block at 16x16 and two at 8x8 (7x7 depthwise conv,
+                    ``LayerNormalization``, ``Dense`` x4, GELU, ``Dense``, Keras' own
+                    ``LayerScale``, ``Add``) with a layer-norm + Conv 2x2 stride-2
+                    downsampling between, global average pooling, layer norm
+==================  =====================================================================
 
 Each is built from code with named layers; the trained weights are stored by layer name
-(:func:`save_weights_h5`), so any Keras version that builds the model can read them.
+(:func:`save_weights_h5`), so any Keras version that builds the model can read them. The
+first three have only layers that every method of both engines handles; the last two have
+the layers of the networks designed after 2018, which the relevance methods of the Keras 3
+engine support and the innvestigate engine refuses (``sglrp evaluate`` marks those cells).
 """
 
 from __future__ import annotations
@@ -105,8 +120,105 @@ def _gap_resnet(layers) -> tf.keras.Model:
     return tf.keras.Model(image, logits, name="gap_resnet")
 
 
+def layer_scale_class():
+    """Keras' own ``LayerScale`` (``x * gamma``, one ``gamma`` per channel), as ConvNeXt uses it.
+
+    ``keras.applications`` ConvNeXt defines it in Keras 2.13+ and Keras 3 alike; the class
+    is not exported, so it is imported from the module that defines it.
+    """
+    from keras.src.applications.convnext import LayerScale
+
+    return LayerScale
+
+
+def _mbconv(layers, x, name: str, filters_in: int, filters_out: int, expand: int,
+            kernel: int, stride: int):
+    """EfficientNet's inverted residual block, laid out as ``keras.applications`` does."""
+    filters = filters_in * expand
+    inputs = x
+    if expand != 1:
+        x = layers.Conv2D(filters, 1, padding="same", use_bias=False, name=f"{name}_expand_conv")(x)
+        x = layers.BatchNormalization(name=f"{name}_expand_bn")(x)
+        x = layers.Activation("swish", name=f"{name}_expand_activation")(x)
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+                               name=f"{name}_dwconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.Activation("swish", name=f"{name}_activation")(x)
+    squeezed = max(1, filters_in // 4)
+    se = layers.GlobalAveragePooling2D(name=f"{name}_se_squeeze")(x)
+    se = layers.Reshape((1, 1, filters), name=f"{name}_se_reshape")(se)
+    se = layers.Conv2D(squeezed, 1, padding="same", activation="swish",
+                       name=f"{name}_se_reduce")(se)
+    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid",
+                       name=f"{name}_se_expand")(se)
+    x = layers.Multiply(name=f"{name}_se_excite")([x, se])
+    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False,
+                      name=f"{name}_project_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_project_bn")(x)
+    if stride == 1 and filters_in == filters_out:
+        x = layers.Add(name=f"{name}_add")([x, inputs])
+    return x
+
+
+def _efficientnet_mini(layers) -> tf.keras.Model:
+    image = tf.keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="rescaling")(image)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("swish", name="stem_activation")(x)
+    x = _mbconv(layers, x, "block1a", 16, 16, expand=1, kernel=3, stride=1)
+    x = _mbconv(layers, x, "block2a", 16, 24, expand=4, kernel=3, stride=2)
+    x = _mbconv(layers, x, "block3a", 24, 32, expand=4, kernel=5, stride=1)
+    x = _mbconv(layers, x, "block3b", 32, 32, expand=4, kernel=5, stride=1)
+    x = layers.Conv2D(128, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = layers.BatchNormalization(name="top_bn")(x)
+    x = layers.Activation("swish", name="top_activation")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    logits = layers.Dense(len(CLASS_NAMES), activation="softmax", name="logits")(x)
+    return tf.keras.Model(image, logits, name="efficientnet_mini")
+
+
+#: The initial layer scale of convnext_mini's blocks: 0.1, the value Touvron et al. (CaiT, ICCV
+#: 2021, Sec. 3) give for networks up to 18 blocks deep (ConvNeXt's 1e-6 is for deep ones).
+LAYER_SCALE_INIT = 0.1
+
+
+def _convnext_block(layers, x, name: str, dim: int):
+    """ConvNeXt's block, laid out as ``keras.applications`` does (no stochastic depth)."""
+    inputs = x
+    x = layers.DepthwiseConv2D(7, padding="same", name=f"{name}_depthwise_conv")(x)
+    x = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_layernorm")(x)
+    x = layers.Dense(4 * dim, name=f"{name}_pointwise_conv_1")(x)
+    x = layers.Activation("gelu", name=f"{name}_gelu")(x)
+    x = layers.Dense(dim, name=f"{name}_pointwise_conv_2")(x)
+    x = layer_scale_class()(LAYER_SCALE_INIT, dim, name=f"{name}_layer_scale")(x)
+    return layers.Add(name=f"{name}_add")([inputs, x])
+
+
+def _convnext_mini(layers) -> tf.keras.Model:
+    image = tf.keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Normalization(mean=0.5, variance=0.25, name="normalization")(image)
+    x = layers.Conv2D(16, 4, strides=2, padding="same", name="stem_conv")(x)
+    x = layers.LayerNormalization(epsilon=1e-6, name="stem_layernorm")(x)
+    x = _convnext_block(layers, x, "stage0_block0", 16)
+    x = layers.LayerNormalization(epsilon=1e-6, name="downsample1_layernorm")(x)
+    x = layers.Conv2D(40, 2, strides=2, name="downsample1_conv")(x)
+    x = _convnext_block(layers, x, "stage1_block0", 40)
+    x = _convnext_block(layers, x, "stage1_block1", 40)
+    x = layers.GlobalAveragePooling2D(name="head_gap")(x)
+    x = layers.LayerNormalization(epsilon=1e-6, name="head_layernorm")(x)
+    logits = layers.Dense(len(CLASS_NAMES), activation="softmax", name="logits")(x)
+    return tf.keras.Model(image, logits, name="convnext_mini")
+
+
 #: name -> builder of the shipped architectures (see the module docstring).
-ARCHITECTURES = {"digits_cnn": _digits_cnn, "dense_head": _dense_head, "gap_resnet": _gap_resnet}
+ARCHITECTURES = {
+    "digits_cnn": _digits_cnn,
+    "dense_head": _dense_head,
+    "gap_resnet": _gap_resnet,
+    "efficientnet_mini": _efficientnet_mini,
+    "convnext_mini": _convnext_mini,
+}
 
 
 def _check_name(name: str) -> str:
@@ -128,10 +240,12 @@ def metrics_file(name: str = "digits_cnn") -> pathlib.Path:
 def build_model(name: str = "digits_cnn") -> tf.keras.Model:
     """Build an (untrained) digit-scene CNN.
 
-    The networks only use layers that LRP rules handle directly: ReLU ``Conv2D`` and
-    ``Dense``, ``MaxPooling2D``, ``Flatten``, inference-mode ``BatchNormalization`` (folded
-    into the convolution before it by canonization), ``Add``, ``GlobalAveragePooling2D`` and a
-    final ``Dense(10, activation="softmax")`` named ``"logits"``.
+    The first three networks only use layers that LRP rules handle directly: ReLU ``Conv2D``
+    and ``Dense``, ``MaxPooling2D``, ``Flatten``, inference-mode ``BatchNormalization``
+    (folded into the convolution before it by canonization), ``Add``,
+    ``GlobalAveragePooling2D``; ``efficientnet_mini`` and ``convnext_mini`` add those of
+    EfficientNet and ConvNeXt (see the module docstring). Each ends in a
+    ``Dense(10, activation="softmax")`` named ``"logits"``.
 
     Parameters
     ----------

@@ -2,7 +2,8 @@
 
 * :func:`metrics_figure`: per model (stacked), methods × metrics, the value written in each
   cell and the cell coloured by its rank in the column (dark: best of the column, whatever the
-  direction);
+  direction); the methods that refused the model as blank rows marked ``refused``, the
+  random-map baseline as the last row;
 * :func:`cascade_figure`: per model, the randomisation cascade (Adebayo et al. 2018): the rank
   correlation of |map| with the trained model's map as layers are re-initialised from the top.
 """
@@ -45,22 +46,26 @@ def metrics_figure(results: dict, metrics=METRICS):
     """A figure with one panel per model, stacked: methods (rows) × metrics (columns)."""
     plt = _pyplot()
     models = results["models"]
-    n_rows = max(len(m["methods"]) for m in models)
+    rows = [_rows(m) for m in models]
+    n_rows = max(len(r) for r in rows)
     fig, axes = plt.subplots(
         len(models), 1, figsize=(0.95 * len(metrics) + 2.4, (0.24 * n_rows + 1.0) * len(models)),
         squeeze=False,
     )
-    for ax, model in zip(axes[:, 0], models):
-        names = [e["method"] for e in model["methods"]]
+    for ax, model, entries in zip(axes[:, 0], models, rows):
+        names = [name for name, _ in entries]
+        refused = [e is None for _, e in entries]
         values = np.array(
-            [[np.nan if e[m] is None else e[m] for m in metrics] for e in model["methods"]]
-        )
+            [[np.nan if e is None or e[m] is None else e[m] for m in metrics]
+             for _, e in entries]
+        ).reshape(len(entries), len(metrics))
         colour = np.column_stack([_goodness(values[:, j], m) for j, m in enumerate(metrics)])
         ax.imshow(np.ma.masked_invalid(colour), cmap="Greens", vmin=-0.3, vmax=1.2,
                   aspect="auto")
         for i in range(len(names)):
             for j in range(len(metrics)):
                 text = "null" if not np.isfinite(values[i, j]) else f"{values[i, j]:.2f}"
+                text = "refused" if refused[i] else text
                 ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if np.nan_to_num(colour[i, j]) > 0.75 else "black")
         ax.set_xticks(range(len(metrics)))
@@ -72,6 +77,15 @@ def metrics_figure(results: dict, metrics=METRICS):
         ax.tick_params(length=0)
     fig.tight_layout()
     return fig
+
+
+def _rows(model: dict) -> list[tuple[str, dict | None]]:
+    """(label, entry) per row: the methods that ran, those refused (entry None), chance."""
+    rows = [(e["method"], e) for e in model["methods"]]
+    rows += [(method, None) for method in model.get("refused", {})]
+    if model.get("random") is not None:
+        rows.append(("random (chance)", model["random"]))
+    return rows
 
 
 def cascade_figure(results: dict):

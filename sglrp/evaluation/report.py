@@ -55,7 +55,11 @@ def _cell(entry: dict, metric: str, intervals: bool) -> str:
 
 
 def model_table(model: dict, intervals: bool = True, metrics=COLUMNS) -> str:
-    """One model's methods × metrics as a markdown table."""
+    """One model's methods × metrics as a markdown table.
+
+    The methods that ran, then those that refused the model (``refused`` in every cell; the
+    reasons are in :func:`markdown`), then the random-map baseline (*random*).
+    """
     lines = [
         "| method | " + " | ".join(LABELS[m] for m in metrics) + " |",
         "|---" * (len(metrics) + 1) + "|",
@@ -63,11 +67,16 @@ def model_table(model: dict, intervals: bool = True, metrics=COLUMNS) -> str:
     for entry in model["methods"]:
         cells = [_cell(entry, m, intervals) for m in metrics]
         lines.append(f"| `{entry['method']}` | " + " | ".join(cells) + " |")
+    for method in model.get("refused", {}):
+        lines.append(f"| `{method}` | " + " | ".join(["refused"] * len(metrics)) + " |")
+    if model.get("random") is not None:
+        cells = [_cell(model["random"], m, intervals) for m in metrics]
+        lines.append("| *random* | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def markdown(results: dict) -> str:
-    """Every model's table with intervals, and what was skipped."""
+    """Every model's table with intervals, and why each refused method refused the model."""
     s = results["settings"]
     out = [
         "# sglrp evaluate",
@@ -80,7 +89,9 @@ def markdown(results: dict) -> str:
         "Columns: relevance mass, contrast and pointing game on the explained digit's box; "
         "deletion and insertion AUC of the target's probability; Spearman correlation of |map| "
         "with the map after re-initialising the logits layer (random model) and with the map "
-        "of a random other class (random class); the same without the absolute value (signed).",
+        "of a random other class (random class); the same without the absolute value (signed). "
+        "*random*: maps of uniform noise (seeded), the chance level. `refused`: the method "
+        "refuses the model (the reason follows the table).",
     ]
     for model in results["models"]:
         out += [
@@ -90,7 +101,7 @@ def markdown(results: dict) -> str:
             "",
             model_table(model),
         ]
-        for method, reason in model["skipped"].items():
-            out.append(f"\n`{method}` does not run on this model: {reason}")
+        for method, reason in model.get("refused", {}).items():
+            out.append(f"\n`{method}` refused this model: {reason}")
     out += ["", f"Total time: {results['seconds']:.0f} s.", ""]
     return "\n".join(out)

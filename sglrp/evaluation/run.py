@@ -5,6 +5,11 @@ other one is the distractor) is explained by every registry method that is defin
 model. One analyzer per model and method serves all of it: the maps for the targets, the maps
 for a random other class, and the maps of the randomised models - the model's weights are
 changed in place and the analyzer follows them (``sglrp.analyzer``), so nothing is rebuilt.
+
+A method that refuses the model at construction (the ``ValueError`` every method raises for a
+layer or activation it is not defined for) is a refused cell of the table, with its reason;
+the run goes on. A map made of seeded uniform noise is scored with every metric as the chance
+baseline (``random``), the reference for the deletion and insertion AUCs.
 """
 
 from __future__ import annotations
@@ -123,9 +128,10 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
     dict
         ``name``, ``top2_accuracy`` (held-out scenes, as the training script measures it),
         ``n_maps``, ``cascade_layers`` (the layers with weights, from the top),
-        ``methods`` (one dict per method: each metric's mean, ``<metric>_ci95``,
-        ``<metric>_n_undefined``, ``randomization_cascade`` and ``seconds``) and ``skipped``
-        (method -> why it does not run on the model).
+        ``methods`` (one dict per method that runs: each metric's mean, ``<metric>_ci95``,
+        ``<metric>_n_undefined``, ``randomization_cascade`` and ``seconds``), ``refused``
+        (method -> the reason it gave for refusing the model, in the order asked) and
+        ``random`` (the same metrics for maps of seeded uniform noise: the chance level).
     """
     settings = settings or Settings()
     methods = method_names() if methods is None else list(methods)
@@ -142,7 +148,7 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
     n_cascade = min(settings.cascade_maps, len(x))
     log(f"{name}: scene top-2 accuracy {top2:.3f}; {len(x)} maps per method")
 
-    results, skipped = [], {}
+    results, refused = [], {}
     for method in methods:
         t0 = time.perf_counter()
         try:
@@ -150,8 +156,8 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
                 method, model, low=DEMO_LOW, high=DEMO_HIGH, **settings.samples.get(method, {})
             )
         except ValueError as err:
-            skipped[method] = str(err)
-            log(f"  {method}: skipped ({err})")
+            refused[method] = str(err)
+            log(f"  {method}: refused ({err})")
             continue
         with analyzer:
             maps = analyzer.analyze(x, target=targets)
@@ -169,12 +175,7 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
                 _set_weights(model, trained)
         values = _values(maps, maps_other, maps_random, x, targets, target_boxes,
                          distractor_boxes, predict, settings.steps)
-        entry = {"method": method}
-        for metric in (*metrics.METRICS, *EXTRA):
-            summary = metrics.summarize(values[metric], seed=settings.seed)
-            entry[metric] = summary["mean"]
-            entry[f"{metric}_ci95"] = summary["ci95"]
-            entry[f"{metric}_n_undefined"] = summary["n_undefined"]
+        entry = _summary(method, values, settings.seed)
         entry["randomization_cascade"] = [
             None if not np.isfinite(c).any() else float(np.nanmean(c)) for c in cascade
         ]
@@ -185,15 +186,34 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
             f"{_fmt(entry['deletion_auc'])}, randomization "
             f"{_fmt(entry['randomization_similarity'])} ({entry['seconds']:.1f} s)"
         )
+    noise = np.random.default_rng(settings.seed).uniform(size=(3, *x.shape)).astype(np.float32)
+    baseline = _summary(
+        "random",
+        _values(noise[0], noise[1], noise[2], x, targets, target_boxes, distractor_boxes,
+                predict, settings.steps),
+        settings.seed,
+    )
     return {
         "name": name,
         "top2_accuracy": top2,
         "n_maps": int(len(x)),
         "cascade_layers": layer_names,
         "methods": results,
-        "skipped": skipped,
+        "refused": refused,
+        "random": baseline,
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def _summary(method: str, values: dict, seed: int) -> dict:
+    """``{"method": ..., metric: mean, <metric>_ci95, <metric>_n_undefined}``."""
+    entry = {"method": method}
+    for metric in (*metrics.METRICS, *EXTRA):
+        summary = metrics.summarize(values[metric], seed=seed)
+        entry[metric] = summary["mean"]
+        entry[f"{metric}_ci95"] = summary["ci95"]
+        entry[f"{metric}_n_undefined"] = summary["n_undefined"]
+    return entry
 
 
 def _fmt(value) -> str:

@@ -84,15 +84,19 @@ def kernel_layers(model) -> list:
 def reinitialized_weights(layer, seed: int) -> list[np.ndarray]:
     """Fresh weights for ``layer`` as Keras initialises them by default, drawn with NumPy.
 
-    Kernels: Glorot uniform, ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))``; biases
-    zero; batch normalisation the identity (gamma 1, beta 0, moving mean 0, moving variance 1).
-    Independent of the Keras version, so both engines see the same random model.
+    Kernels (depthwise ones included): Glorot uniform, ``U(-l, l)`` with
+    ``l = sqrt(6 / (fan_in + fan_out))``; biases zero; batch and layer normalisation the
+    identity (gamma 1, beta 0, moving mean 0, moving variance 1); a layer scale (``gamma``)
+    1. Independent of the Keras version (Keras 2 names a depthwise kernel
+    ``depthwise_kernel``, Keras 3 ``kernel``), so both engines see the same random model.
     """
     rng = np.random.default_rng(seed)
+    if type(layer).__name__ == "LayerScale":  # Keras 3 leaves its one weight unnamed
+        return [np.ones(tuple(w.shape), np.float32) for w in layer.weights]
     out = []
     for w in layer.weights:
         shape, name = tuple(w.shape), w.name.split("/")[-1].split(":")[0]
-        if name == "kernel":
+        if name in ("kernel", "depthwise_kernel"):
             receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
             fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
             limit = np.sqrt(6.0 / (fan_in + fan_out))
