@@ -854,7 +854,7 @@ for label, cls in methods.items():
         "code",
         """\
 fig, axes = plt.subplots(2, 3, figsize=(9, 6))
-for (label, kind), (maps, result) in results.items():
+for (label, kind), (_maps, result) in results.items():
     ax = axes[list(models).index(kind), list(methods).index(label)]
     xy = result.embedding
     for flag, marker in ((False, "o"), (True, "x")):
