@@ -54,12 +54,18 @@ class Analyzer:
 
     #: The networks the method is defined for (``validation.Support``), checked at construction.
     supports = ANY_NETWORK
+    #: Analyze a mixed-precision model through a float32 copy (the relevance rules); the
+    #: gradient methods set it False and differentiate the model's own float16 layers.
+    float32_copy = True
+    #: Whether the engine can run float16 layers (the innvestigate engine analyzes a float32
+    #: copy of a mixed-precision model for every method).
+    runs_float16 = True
 
     @quietly
     def __init__(self, model, target_id=None, relu: bool = False) -> None:
         check_execution_mode()
         self._user_model = model
-        self._spec = ModelSpec(canonize(model), original=model)
+        self._spec = ModelSpec(canonize(model, self._in_float32()), original=model)
         self.supports.check(self._spec, type(self).__name__)
         if target_id is not None:
             selection_from_target(target_id, 1, self._spec.n_classes)
@@ -154,11 +160,15 @@ class Analyzer:
         return self._spec.n_classes
 
     # -- helpers -----------------------------------------------------------------------------
+    def _in_float32(self) -> bool:
+        """Whether a mixed-precision model is analyzed through its float32 copy."""
+        return self.float32_copy or not self.runs_float16
+
     def _follow_weights(self) -> None:
         """Reload the model's weights if they changed since the last call (fit, set_weights)."""
         fingerprint = weights_fingerprint(self._user_model)
         if fingerprint != self._fingerprint:
-            self._reload(canonize(self._user_model))
+            self._reload(canonize(self._user_model, self._in_float32()))
             self._fingerprint = fingerprint
 
     def _check(self, x) -> list[np.ndarray]:

@@ -111,6 +111,8 @@ class GradCAM(CAMAnalyzer):
         Keep only the positive part (the Grad-CAM paper's ReLU); off by default as the original.
     """
 
+    float32_copy = False
+
     def __init__(self, model, target_id=None, layer_name=None, relu=False):
         names = [layer_name] if isinstance(layer_name, str) or layer_name is None else layer_name
         if not isinstance(names, (list, tuple)) or not all(

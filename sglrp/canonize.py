@@ -49,6 +49,10 @@ model's graph is read through ``keras_graph.py``, everything else here is writte
   input-layer check, so the input rules (z^B with ``low``/``high``, w+, flat) would silently
   not apply. The convolution becomes a ``padding="same"`` one whose kernel is the old kernel
   inside a zero border, where such a kernel gives exactly the same windows.
+* **Mixed precision, for the relevance rules** (``canonize(model, float32=True)``): a model
+  whose layers compute in float16 or bfloat16 (``mixed_float16``) becomes a float32 copy with
+  the same float32 variables, so the rules propagate in float32. The gradient methods keep
+  the model's own float16 computations.
 * **Activations are kept as they are.** ``ReLU()``, ``Activation("relu")`` and
   ``ReLU(max_value=6)`` (MobileNetV2's ReLU6) all pass innvestigate's ReLU check
   (``innvestigate.backend.checks.only_relu_activation``) and are reversed like a ReLU: the
@@ -93,7 +97,7 @@ _PASS = "pass"
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def canonize(model):
+def canonize(model, float32: bool = False):
     """An equivalent functional model that innvestigate can reverse (see the module docstring).
 
     Parameters
@@ -101,6 +105,10 @@ def canonize(model):
     model : tf.keras.Model
         A built Sequential or functional model. Anything else is returned unchanged (the
         analyzer's checks then say what is wrong).
+    float32 : bool
+        Compute in float32: a model with mixed-precision layers (``mixed_float16``,
+        ``mixed_bfloat16``: float16 computations, float32 variables) becomes a float32 copy
+        with the same (float32) weights.
 
     Returns
     -------
@@ -120,18 +128,25 @@ def canonize(model):
         return model
     graph = _Trace(model)
     plan = graph.plan()
-    if not plan and not graph.nested:
+    cast = float32 and any(_low_precision(call.layer) for call in graph.calls)
+    if not plan and not graph.nested and not cast:
         return model
     structure = [(id(call.layer), call.key) for call in graph.calls]
-    cached = _CACHE.get(model)
+    cached = _CACHE.setdefault(model, {}).get(cast)
     if cached is not None and cached[0] == structure:
         new, setters = cached[1], cached[2]
     else:
-        new, setters = graph.build(plan)
-        _CACHE[model] = (structure, new, setters)
+        new, setters = graph.build(plan, cast)
+        _CACHE[model][cast] = (structure, new, setters)
     for layer, weights in setters:
         layer.set_weights(weights())  # float64, cast once to the layer's dtype
     return new
+
+
+def _low_precision(layer) -> bool:
+    """Whether ``layer`` computes in float16 or bfloat16 (a mixed-precision policy)."""
+    dtype = getattr(layer, "compute_dtype", None)
+    return isinstance(layer, layers.Layer) and str(dtype) in ("float16", "bfloat16")
 
 
 def _activation(layer) -> str:
@@ -270,8 +285,9 @@ class _Trace:
 
     # -- the new model ---------------------------------------------------------------------
 
-    def build(self, plan: dict):
-        """The new functional model and its ``[(layer, weights function), ...]``."""
+    def build(self, plan: dict, float32: bool = False):
+        """The new functional model and its ``[(layer, weights function), ...]``; with
+        ``float32`` every layer computes in float32."""
         model = self.model
         names = {call.layer.name for call in self.calls if call.owner is model}
         copies = {}  # id(original layer) -> copy (a shared layer stays shared)
@@ -287,6 +303,8 @@ class _Trace:
                         name = keras_graph.nested_name(owner.name, name)
                     names.add(name)
                 change = plan.get(id(layer), {})
+                if float32:
+                    change = {**change, "float32": True}
                 if "separable" in change:
                     new, parts = _separated(layer, change, name)
                     setters.extend(parts)
@@ -424,6 +442,8 @@ def _random_message(call) -> str:
 def _edited(layer, edits: dict, name: str):
     """A copy of ``layer`` named ``name`` with ``edits`` applied, and its weights function."""
     config = {**layer.get_config(), "name": name}
+    if edits.pop("float32", False):
+        config["dtype"] = "float32"
     if not edits:
         return layer.__class__.from_config(config), layer.get_weights
     if "pad" in edits:
@@ -459,7 +479,7 @@ def _separated(layer, edits: dict, name: str):
 
     Returns the function applying both, and ``[(layer, weights function), ...]`` for the two.
     """
-    dtype = getattr(layer, "dtype_policy", layer.dtype)
+    dtype = "float32" if edits.get("float32") else getattr(layer, "dtype_policy", layer.dtype)
     depthwise = layers.DepthwiseConv2D(
         layer.kernel_size, strides=layer.strides, padding=layer.padding,
         depth_multiplier=layer.depth_multiplier, data_format=layer.data_format,

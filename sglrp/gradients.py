@@ -71,6 +71,7 @@ class SG(SampledGradient, ReverseAnalyzer, Gradient):
     """
 
     heads = (heads.gradient,)
+    float32_copy = False
 
     def __init__(
         self,
@@ -114,6 +115,7 @@ class IG(SampledGradient, ReverseAnalyzer, Gradient):
     """
 
     heads = (heads.gradient,)
+    float32_copy = False
 
     def __init__(self, model, target_id=None, relu=False, steps=64, reference_inputs=0.0):
         self.steps = _count("steps", steps)

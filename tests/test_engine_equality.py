@@ -33,6 +33,7 @@ import engine_models as em  # noqa: E402
 import reference as ref  # noqa: E402
 
 from sglrp import heads  # noqa: E402
+from sglrp.canonize import canonize  # noqa: E402
 from sglrp.engines.keras3.propagate import Propagation  # noqa: E402
 
 RTOL = 1e-4
@@ -73,8 +74,9 @@ class Case:
         self.name = name
         self.data = data
         self.recipe = json.loads(str(data["recipe"]))
-        self.model = em.build(self.recipe, keras)
-        em.set_weights(self.model, int(data["seed"]), self.recipe.get("gains"))
+        model = em.build(self.recipe, keras)
+        em.set_weights(model, int(data["seed"]), self.recipe.get("gains"))
+        self.model = canonize(model)  # as the public classes see it (SeparableConv2D split)
         self.xs = [data[f"x{i}"] for i in range(len(self.model.inputs))]
         self.selection = data["selection"]
         self.options = {"low": float(data["low"]), "high": float(data["high"])}

@@ -26,6 +26,10 @@ __all__ = ["Analyzer", "ReverseAnalyzer"]
 class Analyzer(front.Analyzer):
     """An analyzer built into a private graph from a copy of the model."""
 
+    #: innvestigate's graphs mix float16 layers and float32 heads badly: a mixed-precision
+    #: model is analyzed through its float32 copy (same weights) by every method.
+    runs_float16 = False
+
     def _build(self) -> None:
         self._graph = PrivateGraph()
         weights = self._spec.model.get_weights()
