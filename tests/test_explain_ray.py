@@ -162,8 +162,12 @@ def test_ray_run_equals_the_single_process_run(images, runs):
     expected = by_map(manifest(images / "single"))
     got = by_map(runs["ray_records"])
     assert got.keys() == expected.keys() and len(got) == RECORDS
+    # The maps agree to float32 rounding (below), so the bytes of a .npy may differ.
+    differ = {"output_sha256"}
     for key, record in expected.items():
-        assert got[key] == record, key  # names, signature, target, top-k, status, error
+        # names, signature, target, top-k, status, error, file sizes
+        assert {k: v for k, v in got[key].items() if k not in differ} == \
+            {k: v for k, v in record.items() if k not in differ}, key
     names = visible(images / "single")
     assert visible(images / "ray") == names
     worst = 0.0
