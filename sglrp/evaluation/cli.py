@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
                    help=f"deletion/insertion steps (default {default.steps})")
     p.add_argument("--cascade-maps", type=int, default=default.cascade_maps,
                    help=f"maps per randomisation-cascade stage (default {default.cascade_maps})")
+    p.add_argument("--cascade-stages", type=int, default=None,
+                   help="re-initialise at most this many layers in the cascade, from the top "
+                   "(default: all)")
     p.add_argument("--seed", type=int, default=default.seed)
     p.add_argument("--out", default="results/evaluation", help="output folder")
     p.set_defaults(run=main)
@@ -53,7 +56,9 @@ def main(args) -> int:
         models = _names(args.models, model_names(), "model")
         methods = _names(args.methods, method_names(), "method")
         for name, value in (("--scenes", args.scenes), ("--steps", args.steps),
-                            ("--cascade-maps", args.cascade_maps)):
+                            ("--cascade-maps", args.cascade_maps),
+                            ("--cascade-stages", 1 if args.cascade_stages is None
+                             else args.cascade_stages)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
     except ValueError as err:
@@ -62,7 +67,7 @@ def main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = Settings(scenes=args.scenes, seed=args.seed, steps=args.steps,
-                        cascade_maps=args.cascade_maps)
+                        cascade_maps=args.cascade_maps, cascade_stages=args.cascade_stages)
     results = evaluate(models, methods, settings, log=lambda s: print(s, file=sys.stderr))
     report.write_json(out / "evaluation.json", results)
     text = report.markdown(results)

@@ -44,6 +44,10 @@ class Settings:
         Points of the deletion / insertion curves besides 0.
     cascade_maps : int
         Maps per stage of the randomisation cascade (the first ones), for the figure.
+    cascade_stages : int or None
+        Layers of the cascade re-initialised at most, from the top (``None``: all of them).
+        Each stage reloads the weights into the analyzer, which costs most on the models with
+        many layers.
     samples : dict
         Keyword arguments of the sampling methods (noisy copies, path points).
     """
@@ -52,6 +56,7 @@ class Settings:
     seed: int = 0
     steps: int = 16
     cascade_maps: int = 32
+    cascade_stages: int | None = None
     samples: dict = field(
         default_factory=lambda: {
             "smoothgrad": {"augment_by_n": 32},
@@ -144,6 +149,9 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
     others = sanity.random_other_classes(targets, model.output_shape[-1], settings.seed)
     trained = _get_weights(model)
     layer_names, stages = _cascade_weights(model, settings.seed)
+    if settings.cascade_stages is not None:
+        keep = settings.cascade_stages
+        layer_names, stages = layer_names[:keep], stages[:keep]
     predict = _predict(model)
     n_cascade = min(settings.cascade_maps, len(x))
     log(f"{name}: scene top-2 accuracy {top2:.3f}; {len(x)} maps per method")
