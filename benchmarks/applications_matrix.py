@@ -98,6 +98,18 @@ def build(name: str):
     return model
 
 
+def _unit_logits(model, x) -> None:
+    """The classifier's kernel scaled so that the logits have unit spread: a random net's
+    logits can differ by hundreds, and a softmax saturated in float32 makes SGLRP's heads 0."""
+    import tensorflow as tf
+
+    top = [layer for layer in _flat(model) if hasattr(layer, "kernel")][-1]
+    logits = tf.keras.Model(model.inputs, top.output)(x)
+    std = float(np.std(logits))
+    if std > 1:
+        top.set_weights([w / std for w in top.get_weights()])
+
+
 def _flat(model) -> list:
     import tensorflow as tf
 
