@@ -8,7 +8,7 @@ finite and not all zero, or the first line of the refusal. The rows go to a JSON
 a table, between the markers ``<!-- applications-matrix -->`` in the README::
 
     python -m benchmarks.applications_matrix --json benchmarks/applications-matrix-keras3.json \\
-        --readme README.md            # every family (about an hour on 2 cores)
+        --readme README.md            # every family (hours on 2 busy cores)
     python -m benchmarks.applications_matrix --only EfficientNetB0 ...  # some families
     python -m benchmarks.applications_matrix --only --readme README.md  # the table again
 
@@ -71,7 +71,8 @@ def images(name: str, n: int, seed: int) -> np.ndarray:
 
 
 def build(name: str):
-    """The family with random weights, batch norms calibrated on a batch of images."""
+    """The family with random weights, batch norms calibrated on a batch of images (VGG: its
+    kernels; ConvNeXt's layer norms keep its activations of order one)."""
     import tensorflow as tf
 
     cls, size, _ = FAMILIES[name]
@@ -88,13 +89,25 @@ def build(name: str):
         model(images(name, 16, seed=1), training=True)
         for layer in norms:
             layer.momentum = 0.99
-    else:  # VGG: kernels scaled to unit output variance, layer by layer
+    elif name.startswith("VGG"):  # kernels scaled to unit output variance, layer by layer
         x = images(name, 16, seed=1)
         for layer in _flat(model)[:-1]:
             if hasattr(layer, "kernel") and layer.name != "predictions":
                 std = float(np.std(tf.keras.Model(model.inputs, layer.output)(x)))
                 layer.set_weights([layer.get_weights()[0] / std, *layer.get_weights()[1:]])
     return model
+
+
+def _unit_logits(model, x) -> None:
+    """The classifier's kernel scaled so that the logits have unit spread: a random net's
+    logits can differ by hundreds, and a softmax saturated in float32 makes SGLRP's heads 0."""
+    import tensorflow as tf
+
+    top = [layer for layer in _flat(model) if hasattr(layer, "kernel")][-1]
+    logits = tf.keras.Model(model.inputs, top.output)(x)
+    std = float(np.std(logits))
+    if std > 1:
+        top.set_weights([w / std for w in top.get_weights()])
 
 
 def _flat(model) -> list:
@@ -115,10 +128,20 @@ def cell(method: str, model, x, low: float, high: float) -> str:
     except ValueError as error:
         return "refused: " + _reason(str(error))
     with analyzer:
-        r = analyzer.analyze(x)
+        r = analyzer.analyze(x, target=target(analyzer.predict_logits(x)))
     if not np.isfinite(r).all():
         return "not finite"
     return WORKS if np.abs(r).sum() > 0 else "all zero"
+
+
+def target(logits: np.ndarray) -> np.ndarray:
+    """The predicted class; where the random model's softmax saturates (``y_t = 1`` in float32,
+    so SGLRP's head ``y_t (1 - y_t)`` is zero) the second most likely class."""
+    z = logits.astype(np.float32)
+    order = np.argsort(-z, axis=1)
+    y = np.exp(z - z.max(1, keepdims=True))
+    y_top = (y.max(1) / y.sum(1)).astype(np.float32)
+    return np.where(y_top == np.float32(1), order[:, 1], order[:, 0])
 
 
 def _reason(message: str) -> str:
@@ -163,7 +186,8 @@ def table(results: dict, methods: list) -> str:
                 cells.append("✓")
             elif value.startswith("refused: "):
                 reason = value[len("refused: ") :]
-                reason = re.sub(r"'[^']*' \(", "(", reason, count=1)  # the layer's own name
+                reason = re.sub(r"layer '[^']*' \(", "layer (", reason)  # names of the family's
+                reason = re.sub(r"; '[^']*' has one", "; the model has one", reason)  # own
                 if reason not in reasons:
                     reasons.append(reason)
                 cells.append(f"✗{reasons.index(reason) + 1}")
