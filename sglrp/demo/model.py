@@ -9,6 +9,9 @@ dense_head     the demo model with a second dense hidden layer: 3 x (Conv 3x3, m
 gap_resnet     Conv 3x3, max pool, a residual block with batch norms (Conv, BN, ReLU,
                Conv, BN, Add, ReLU), 2 x (max pool, Conv 3x3), global average pooling: no
                dense hidden layer, and batch norms that canonization folds
+vit            a small Vision Transformer (:func:`_vit`): 4x4 patch embedding, class token,
+               position embedding, 3 pre-norm blocks of ``MultiHeadAttention`` and a GELU
+               MLP, final layer norm, the class token's features to ``Dense(10)``
 =============  ==========================================================================
 
 Each is built from code with named layers; the trained weights are stored by layer name
@@ -105,8 +108,41 @@ def _gap_resnet(layers) -> tf.keras.Model:
     return tf.keras.Model(image, logits, name="gap_resnet")
 
 
+#: ViT sizes: patch side, token width, heads, blocks, MLP width.
+VIT_PATCH, VIT_DIM, VIT_HEADS, VIT_BLOCKS, VIT_MLP = 4, 48, 3, 3, 96
+
+
+def _vit(layers) -> tf.keras.Model:
+    """A small pre-norm ViT (Dosovitskiy et al. 2021) on the 32x32 scenes: 64 patch tokens."""
+    from sglrp.tokens import ClassToken, PositionEmbedding
+
+    grid = INPUT_SHAPE[0] // VIT_PATCH
+    image = tf.keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Conv2D(VIT_DIM, VIT_PATCH, strides=VIT_PATCH, name="patch_embed")(image)
+    x = layers.Reshape((grid * grid, VIT_DIM), name="tokens")(x)
+    x = ClassToken(name="class_token")(x)
+    x = PositionEmbedding(name="position_embedding")(x)
+    for b in range(1, VIT_BLOCKS + 1):
+        h = layers.LayerNormalization(epsilon=1e-6, name=f"block{b}_norm1")(x)
+        h = layers.MultiHeadAttention(
+            VIT_HEADS, VIT_DIM // VIT_HEADS, name=f"block{b}_attention"
+        )(h, h)
+        x = layers.Add(name=f"block{b}_add1")([x, h])
+        h = layers.LayerNormalization(epsilon=1e-6, name=f"block{b}_norm2")(x)
+        h = layers.Dense(VIT_MLP, name=f"block{b}_mlp1")(h)
+        h = layers.Activation("gelu", name=f"block{b}_gelu")(h)
+        h = layers.Dense(VIT_DIM, name=f"block{b}_mlp2")(h)
+        x = layers.Add(name=f"block{b}_add2")([x, h])
+    x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    x = layers.Cropping1D((0, grid * grid), name="class_token_slice")(x)
+    x = layers.Flatten(name="class_features")(x)
+    logits = layers.Dense(len(CLASS_NAMES), activation="softmax", name="logits")(x)
+    return tf.keras.Model(image, logits, name="vit")
+
+
 #: name -> builder of the shipped architectures (see the module docstring).
 ARCHITECTURES = {"digits_cnn": _digits_cnn, "dense_head": _dense_head, "gap_resnet": _gap_resnet}
+ARCHITECTURES["vit"] = _vit
 
 
 def _check_name(name: str) -> str:
@@ -128,10 +164,12 @@ def metrics_file(name: str = "digits_cnn") -> pathlib.Path:
 def build_model(name: str = "digits_cnn") -> tf.keras.Model:
     """Build an (untrained) digit-scene CNN.
 
-    The networks only use layers that LRP rules handle directly: ReLU ``Conv2D`` and
+    The CNNs only use layers that LRP rules handle directly: ReLU ``Conv2D`` and
     ``Dense``, ``MaxPooling2D``, ``Flatten``, inference-mode ``BatchNormalization`` (folded
     into the convolution before it by canonization), ``Add``, ``GlobalAveragePooling2D`` and a
-    final ``Dense(10, activation="softmax")`` named ``"logits"``.
+    final ``Dense(10, activation="softmax")`` named ``"logits"``. The ViT (``"vit"``) adds
+    ``MultiHeadAttention``, ``LayerNormalization``, GELU and the token layers of
+    :mod:`sglrp.tokens`; only the Keras 3 engine's relevance rules accept it.
 
     Parameters
     ----------
@@ -211,7 +249,7 @@ def save_weights_h5(model: tf.keras.Model, path: str | pathlib.Path) -> None:
         f.attrs["tensorflow_version"] = tf.__version__.encode("utf8")
         for layer in layers:
             group = f.create_group(layer.name)
-            names = [w.name for w in layer.weights]
+            names = [getattr(w, "path", w.name) for w in layer.weights]  # Keras 3: unique path
             group.attrs["weight_names"] = [n.encode("utf8") for n in names]
             for name, value in zip(names, layer.get_weights()):
                 group.create_dataset(name, data=value)

@@ -38,6 +38,9 @@ LEARNING_RATE = 1e-3
 EVAL_SCENES = 2000
 EVAL_SCENE_SEED = 12345
 EVAL_SINGLE_SEED = 54321
+#: Models trained with their own settings (epochs, peak learning rate, warm-up steps): the ViT
+#: takes a cosine-decayed Adam rate after a linear warm-up, as transformers usually do.
+MODEL_SETTINGS = {"vit": {"epochs": 12, "learning_rate": 1e-3, "warmup_steps": 200}}
 
 
 def _metrics_path(weights: pathlib.Path) -> pathlib.Path:
@@ -165,10 +168,7 @@ def train(epochs: int = DEFAULT_EPOCHS, verbose: int = 2, name: str = "digits_cn
     tf.config.experimental.enable_op_determinism()
 
     model = build_model(name)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(LEARNING_RATE),
-        loss="categorical_crossentropy",
-    )
+    model.compile(optimizer=_optimizer(name, epochs), loss="categorical_crossentropy")
     start = time.perf_counter()
     for epoch in range(epochs):
         x, y = epoch_data(epoch)
@@ -182,6 +182,24 @@ def train(epochs: int = DEFAULT_EPOCHS, verbose: int = 2, name: str = "digits_cn
             verbose=verbose,
         )
     return model, time.perf_counter() - start
+
+
+def _optimizer(name: str, epochs: int):
+    """Adam at :data:`LEARNING_RATE`, or the schedule of :data:`MODEL_SETTINGS`."""
+    import tensorflow as tf
+
+    settings = MODEL_SETTINGS.get(name)
+    if settings is None:
+        return tf.keras.optimizers.Adam(LEARNING_RATE)
+    steps = epochs * -(-(SINGLES_PER_EPOCH + SCENES_PER_EPOCH) // BATCH_SIZE)
+    warmup = settings["warmup_steps"]
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        settings["learning_rate"] / 10,
+        steps - warmup,
+        warmup_target=settings["learning_rate"],
+        warmup_steps=warmup,
+    )
+    return tf.keras.optimizers.Adam(schedule)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,8 +222,15 @@ def main(argv: list[str] | None = None) -> int:
         help="weights file to write (default: the shipped <model>.weights.h5); the metrics "
         "JSON goes next to it",
     )
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="default: %(default)s")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"default: {DEFAULT_EPOCHS}, or the model's own in MODEL_SETTINGS",
+    )
     args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = MODEL_SETTINGS.get(args.model, {}).get("epochs", DEFAULT_EPOCHS)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
 
@@ -226,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_train_scenes": SCENES_PER_EPOCH * args.epochs,
         "batch_size": BATCH_SIZE,
         "learning_rate": LEARNING_RATE,
+        **{k: v for k, v in MODEL_SETTINGS.get(args.model, {}).items() if k != "epochs"},
         "param_count": int(model.count_params()),
         "train_seconds": round(seconds, 1),
         "eager": bool(tf.executing_eagerly()),
