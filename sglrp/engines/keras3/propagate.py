@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import rules as R
+from .attention import ATTENTION_LAYERS, attention_rules
 from .graph import Graph, activation_name, is_relu_layer
 from .kernels import KERNEL_LAYERS, KernelMap, is_kernel_layer
 
@@ -82,6 +83,7 @@ _SUPPORTED = (
     layers.Add,
     layers.ReLU,
     layers.Activation,
+    *ATTENTION_LAYERS,
 )
 
 
@@ -256,6 +258,7 @@ class Propagation:
             conditional_rules = make_rules(**options)
         except TypeError:
             raise ValueError(f"rule set {rule!r} got unknown options {sorted(options)}") from None
+        conditional_rules = [*attention_rules(rule, options), *conditional_rules]
         self.graph = graph = Graph(model)
         self.model = model
         if len(graph.output.shape) != 2:
