@@ -2,8 +2,13 @@
 and guided Grad-CAM.
 
 The feature layer defaults to the last layer with a 4-D output that depends on the input (the
-original hard-coded VGG16's ``block5_pool``). The CAM is resized bilinearly to the input size
-and repeated over the input channels, so the map has the input's shape.
+original hard-coded VGG16's ``block5_pool``). On a Vision Transformer (a model with
+``MultiHeadAttention``) it defaults to the tokens the last attention layer reads (the last
+block's input tokens, as Grad-CAM for ViTs is usually computed: later tokens reach the class
+token through no attention any more, so their gradients are zero at every patch), reshaped to
+the patch grid with the class token left out; the patch embedding is never the default. The CAM
+is resized bilinearly to the input size and repeated over the input channels, so the map has
+the input's shape.
 """
 
 from __future__ import annotations
@@ -13,22 +18,69 @@ import tensorflow as tf
 from .analyzer import Analyzer
 from .engines.active import CAMAnalyzer
 from .gradients import GBP
-from .keras_graph import feeds, layer_of
+from .keras_graph import feeds, layer_of, producers
 from .registry import register
 
-__all__ = ["GradCAM", "MultiGradCAM", "GuidedGradCAM", "default_layer"]
+__all__ = ["GradCAM", "MultiGradCAM", "GuidedGradCAM", "default_layer", "token_grid"]
 
 
-def default_layer(model, index: int) -> str | None:
-    """The last layer with a 4-D output computed from model input ``index``."""
-    source = layer_of(model.inputs[index])
-    for layer in reversed(model.layers):
+def _last_4d(model, source, before=None):
+    """The last layer with a 4-D output computed from ``source`` (up to ``before``)."""
+    layers = model.layers if before is None else model.layers[: model.layers.index(before)]
+    for layer in reversed(layers):
         if isinstance(layer, tf.keras.layers.InputLayer):
             continue
         out = layer.output
         if not isinstance(out, list) and len(out.shape) == 4 and feeds(source, layer):
-            return layer.name
+            return layer
     return None
+
+
+def _last_attention(model, source):
+    for layer in reversed(model.layers):
+        if isinstance(layer, tf.keras.layers.MultiHeadAttention) and feeds(source, layer):
+            return layer
+    return None
+
+
+def default_layer(model, index: int) -> str | None:
+    """The feature layer of Grad-CAM for model input ``index``.
+
+    The last layer with a 4-D output computed from the input; on a model with
+    ``MultiHeadAttention``, the layer whose tokens the last attention layer reads as queries.
+    """
+    source = layer_of(model.inputs[index])
+    attention = _last_attention(model, source)
+    if attention is not None:
+        return producers(attention)[0].name
+    layer = _last_4d(model, source)
+    return None if layer is None else layer.name
+
+
+def token_grid(model, layer) -> tuple[int, int, int] | None:
+    """How the tokens ``(N, T, D)`` of ``layer`` lie on the patch grid: ``(h, w, skip)``.
+
+    The grid ``h x w`` is that of the last 4-D layer before ``layer`` (the patch embedding);
+    ``T = h w + skip``, with ``skip = 1`` for a class token in front. ``None`` for a 4-D layer.
+
+    Raises
+    ------
+    ValueError
+        If ``layer``'s output is neither 4-D nor tokens that match such a grid.
+    """
+    shape = tuple(layer.output.shape)
+    if len(shape) == 4:
+        return None
+    patches = _last_4d(model, layer_of(model.inputs[0]), before=layer) if len(shape) == 3 else None
+    if patches is not None:
+        h, w = patches.output.shape[1:3]
+        if h is not None and w is not None and shape[1] in (h * w, h * w + 1):
+            return int(h), int(w), int(shape[1] - h * w)
+    raise ValueError(
+        f"layer {layer.name!r} of model {model.name!r} has output shape {shape}: neither a 4-D "
+        "feature map (N, h, w, k) nor tokens (N, T, D) with T = h w (+ 1 class token in front) "
+        "for the h x w grid of a patch embedding before it; Grad-CAM has no spatial map there"
+    )
 
 
 @register("grad_cam")
@@ -77,13 +129,18 @@ class GradCAM(CAMAnalyzer):
                 f"got {len(names)} layer names for a model with {len(model.inputs)} inputs"
             )
         valid = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
+        grids = []
         for name in names:
-            if name not in valid:
+            layer = next((la for la in model.layers if la.name == name), None)
+            if layer is None or (name not in valid and len(layer.output.shape) != 3):
                 raise ValueError(
-                    f"layer {name!r} is not a layer with a 4-D output in model "
+                    f"layer {name!r} is not a layer with a 4-D output (or ViT tokens) in model "
                     f"{self._spec.name!r}; choose one of {valid}"
                 )
+            grids.append(token_grid(model, layer))
         self.layer_names = names
+        #: per layer: ``None`` (a 4-D feature map) or ``(h, w, skip)`` (tokens, :func:`token_grid`)
+        self.token_grids = grids
         return names
 
 

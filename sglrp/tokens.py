@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["ClassToken", "PositionEmbedding"]
+__all__ = ["ClassToken", "PositionEmbedding", "to_grid"]
 
 _register = tf.keras.utils.register_keras_serializable(package="sglrp")
 
@@ -70,3 +70,12 @@ class PositionEmbedding(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+def to_grid(tokens, grid):
+    """Tokens ``(N, T, D)`` as a feature map ``(N, h, w, D)``: ``grid = (h, w, skip)``, the first
+    ``skip`` tokens (the class token) left out; ``grid=None`` returns ``tokens`` unchanged."""
+    if grid is None:
+        return tokens
+    h, w, skip = grid
+    return tf.reshape(tokens[:, skip:], [-1, h, w, tokens.shape[-1]])

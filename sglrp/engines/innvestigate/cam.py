@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ...tokens import to_grid
 from .base import Analyzer
 
 __all__ = ["CAMAnalyzer"]
@@ -20,9 +21,10 @@ class CAMAnalyzer(Analyzer):
         self._selection = tf.compat.v1.placeholder(tf.float32, (None, self.n_classes))
         score = tf.reduce_sum(self._logits * self._selection, axis=1)
         self._maps = []
-        for name, x in zip(names, model.inputs):
+        for name, x, grid in zip(names, model.inputs, self.token_grids):
             features = model.get_layer(name).output
-            grads = tf.gradients(score, features)[0]
+            grads = to_grid(tf.gradients(score, features)[0], grid)
+            features = to_grid(features, grid)
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
             cam = tf.reduce_sum(features * weights, axis=-1, keepdims=True)
             cam = tf.image.resize(cam, tuple(x.shape[1:3]), method="bilinear")

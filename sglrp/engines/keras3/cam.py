@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ...tokens import to_grid
 from .base import Analyzer
 
 __all__ = ["CAMAnalyzer"]
@@ -32,7 +33,8 @@ class CAMAnalyzer(Analyzer):
             score = tf.reduce_sum(logits * selection, axis=1)
         grads = tape.gradient(score, features)
         out = []
-        for f, g, size in zip(features, grads, self._sizes):
+        for f, g, size, grid in zip(features, grads, self._sizes, self.token_grids):
+            f, g = to_grid(f, grid), to_grid(g, grid)
             cam = tf.reduce_sum(f * tf.reduce_mean(g, axis=(1, 2), keepdims=True), -1, True)
             cam = tf.image.resize(cam, size[:2], method="bilinear")
             out.append(tf.tile(cam, [1, 1, 1, size[-1]]))
