@@ -9,8 +9,9 @@ dense_head     the demo model with a second dense hidden layer: 3 x (Conv 3x3, m
 gap_resnet     Conv 3x3, max pool, a residual block with batch norms (Conv, BN, ReLU,
                Conv, BN, Add, ReLU), 2 x (max pool, Conv 3x3), global average pooling: no
                dense hidden layer, and batch norms that canonization folds
-vit            a small Vision Transformer (:func:`_vit`): 4x4 patch embedding, class token,
-               position embedding, 3 pre-norm blocks of ``MultiHeadAttention`` and a GELU
+vit            a small Vision Transformer (:func:`_vit`): convolutional patch embedding (two
+               3x3 stride-2 convolutions, GELU between: 8x8 patch tokens), class token,
+               position embedding, 2 pre-norm blocks of ``MultiHeadAttention`` and a GELU
                MLP, final layer norm, the class token's features to ``Dense(10)``
 =============  ==========================================================================
 
@@ -109,16 +110,23 @@ def _gap_resnet(layers) -> tf.keras.Model:
 
 
 #: ViT sizes: patch side, token width, heads, blocks, MLP width.
-VIT_PATCH, VIT_DIM, VIT_HEADS, VIT_BLOCKS, VIT_MLP = 4, 48, 3, 3, 96
+VIT_PATCH, VIT_DIM, VIT_HEADS, VIT_BLOCKS, VIT_MLP = 4, 48, 3, 2, 96
 
 
 def _vit(layers) -> tf.keras.Model:
-    """A small pre-norm ViT (Dosovitskiy et al. 2021) on the 32x32 scenes: 64 patch tokens."""
+    """A small pre-norm ViT (Dosovitskiy et al. 2021) on the 32x32 scenes: 64 patch tokens.
+
+    The patch embedding is a convolutional stem (Xiao et al., *Early Convolutions Help
+    Transformers See Better*, NeurIPS 2021): two 3x3 stride-2 convolutions instead of one 4x4
+    stride-4 one, which lets so small a ViT learn the scenes in minutes on a CPU.
+    """
     from sglrp.tokens import ClassToken, PositionEmbedding
 
     grid = INPUT_SHAPE[0] // VIT_PATCH
     image = tf.keras.Input(INPUT_SHAPE, name="image")
-    x = layers.Conv2D(VIT_DIM, VIT_PATCH, strides=VIT_PATCH, name="patch_embed")(image)
+    x = layers.Conv2D(VIT_DIM // 3, 3, strides=2, padding="same", name="stem_conv")(image)
+    x = layers.Activation("gelu", name="stem_gelu")(x)
+    x = layers.Conv2D(VIT_DIM, 3, strides=2, padding="same", name="patch_embed")(x)
     x = layers.Reshape((grid * grid, VIT_DIM), name="tokens")(x)
     x = ClassToken(name="class_token")(x)
     x = PositionEmbedding(name="position_embedding")(x)
