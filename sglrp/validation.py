@@ -185,6 +185,22 @@ _KERNEL = (
 )  # fmt: skip
 
 
+#: Transformer layers whose relevance rules only the Keras 3 engine has
+#: (``sglrp/engines/keras3/attention.py``); the innvestigate engine refuses them by name.
+KERAS3_ONLY = ("MultiHeadAttention", "ClassToken", "PositionEmbedding")
+
+
+def _keras3_only(layer, method: str, instead: str) -> None:
+    from .keras_graph import KERAS_MAJOR
+
+    if KERAS_MAJOR < 3 and _class_names(layer) & set(KERAS3_ONLY):
+        raise ValueError(
+            f"{method}: layer {layer.name!r} ({type(layer).__name__}) has a relevance rule in "
+            "sglrp's Keras 3 engine only (TensorFlow >= 2.16 with Keras 3: pip install sglrp); "
+            f"the innvestigate engine cannot propagate relevance through it. {instead}"
+        )
+
+
 class Support:
     """What a method is defined for, checked on the model at construction.
 
@@ -209,6 +225,8 @@ class Support:
         """Raise a ValueError naming the first layer ``method`` is not defined for."""
         for layer in spec.body():
             kind = type(layer).__name__
+            if self.layers is not None:
+                _keras3_only(layer, method, self.instead)
             if self.layers is not None and not (_class_names(layer) & self.layers):
                 raise ValueError(
                     f"{method} is defined for {self.what}; layer {layer.name!r} ({kind}) has no "
@@ -234,7 +252,7 @@ RELU_ACTIVATIONS = Support(
 #: Deep Taylor decomposition and z+: ReLU networks of kernel, pooling and merge layers.
 RELU_NETWORKS = Support(
     {"relu", "linear"},
-    (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU"),
+    (*_STRUCTURAL, *_KERNEL, *KERAS3_ONLY, "Activation", "ReLU"),
     "ReLU networks of dense, convolution, pooling and merge layers",
     "Use a method without that assumption (lrp.epsilon, lrp.sequential_preset_a_flat, "
     "smoothgrad, integrated_gradients, grad_cam) or a model with plain ReLU activations.",
@@ -242,7 +260,7 @@ RELU_NETWORKS = Support(
 #: LRP-epsilon and the presets: innvestigate's convolutional-network layers, any activation.
 LRP_NETWORKS = Support(
     None,
-    (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
+    (*_STRUCTURAL, *_KERNEL, *KERAS3_ONLY, "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
      "ThresholdedReLU", "Softmax"),
     "convolutional and dense networks (innvestigate's LRP layers)",
     "Use a gradient method (smoothgrad, integrated_gradients, grad_cam) for this model.",
