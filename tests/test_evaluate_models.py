@@ -15,9 +15,11 @@ from sglrp.demo import (
     metrics_file,
     weights_file,
 )
-from sglrp.demo.train import EVAL_SCENE_SEED, EVAL_SCENES, scene_top2
+from sglrp.demo.train import EVAL_SCENE_SEED, EVAL_SCENES, MODEL_SETTINGS, scene_top2
 
 MODELS = list(ARCHITECTURES)
+#: The ViT's target accuracy (its issue: >= 0.9 within 15 minutes of training on 2 cores).
+MIN_TOP2 = {"vit": 0.9}
 
 
 def test_at_least_three_models():
@@ -29,8 +31,8 @@ def test_shipped_files(name):
     info = json.loads(metrics_file(name).read_text())
     assert weights_file(name).stat().st_size <= 1024 * 1024
     assert info["param_count"] == build_model(name).count_params()
-    assert info["scene_top2"] >= 0.95
-    assert info["epochs"] == 10 and info["seed"] == 0
+    assert info["scene_top2"] >= MIN_TOP2.get(name, 0.95)
+    assert info["epochs"] == MODEL_SETTINGS.get(name, {}).get("epochs", 10) and info["seed"] == 0
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -48,7 +50,7 @@ def test_held_out_scene_top2_is_the_recorded_one(name):
     probs = load_demo_model(name=name).predict(scenes.images, batch_size=500, verbose=0)
     top2 = scene_top2(probs, scenes.labels)
     assert top2 == pytest.approx(info["scene_top2"], abs=2 / EVAL_SCENES)
-    assert top2 >= 0.95
+    assert top2 >= MIN_TOP2.get(name, 0.95)
 
 
 def test_gap_resnet_has_batch_norms_that_canonization_folds():

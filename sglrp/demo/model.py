@@ -41,6 +41,7 @@ __all__ = [
     "DEMO_HIGH",
     "DEMO_LOW",
     "INPUT_SHAPE",
+    "VIT_BLOCKS",
     "METRICS_PATH",
     "WEIGHTS_PATH",
     "build_model",

@@ -40,7 +40,7 @@ EVAL_SCENE_SEED = 12345
 EVAL_SINGLE_SEED = 54321
 #: Models trained with their own settings (epochs, peak learning rate, warm-up steps): the ViT
 #: takes a cosine-decayed Adam rate after a linear warm-up, as transformers usually do.
-MODEL_SETTINGS = {"vit": {"epochs": 10, "learning_rate": 2e-3, "warmup_steps": 200}}
+MODEL_SETTINGS = {"vit": {"epochs": 12, "learning_rate": 2e-3, "warmup_steps": 200}}
 
 
 def _metrics_path(weights: pathlib.Path) -> pathlib.Path:
