@@ -151,6 +151,8 @@ class MultiGradCAM(GradCAM):
     ``analyze([x1, x2])`` returns ``[cam1, cam2]``; ``layer_name`` takes one name per input.
     """
 
+    min_inputs = 2  # never suggested for a model with one input
+
     def __init__(self, model, target_id=None, layer_name=None, relu=False):
         if len(getattr(model, "inputs", None) or []) < 2:
             raise ValueError(

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from .keras_graph import KERAS_MAJOR
+
 __all__ = [
     "ModelSpec",
     "Support",
@@ -18,6 +20,9 @@ __all__ = [
     "RELU_ACTIVATIONS",
     "RELU_NETWORKS",
     "LRP_NETWORKS",
+    "IDENTITY_ACTIVATIONS",
+    "GATE_ACTIVATIONS",
+    "KERAS3_LAYERS",
     "check_input",
     "check_number",
     "finite_number",
@@ -185,20 +190,21 @@ _KERNEL = (
 )  # fmt: skip
 
 
-#: Transformer layers whose relevance rules only the Keras 3 engine has
-#: (``sglrp/engines/keras3/attention.py``); the innvestigate engine refuses them by name.
-KERAS3_ONLY = ("MultiHeadAttention", "ClassToken", "PositionEmbedding")
-
-
-def _keras3_only(layer, method: str, instead: str) -> None:
-    from .keras_graph import KERAS_MAJOR
-
-    if KERAS_MAJOR < 3 and _class_names(layer) & set(KERAS3_ONLY):
-        raise ValueError(
-            f"{method}: layer {layer.name!r} ({type(layer).__name__}) has a relevance rule in "
-            "sglrp's Keras 3 engine only (TensorFlow >= 2.16 with Keras 3: pip install sglrp); "
-            f"the innvestigate engine cannot propagate relevance through it. {instead}"
-        )
+#: Element-wise activations other than the ReLU that the LRP rules of the Keras 3 engine pass
+#: relevance through unchanged (the identity rule), as ``activation_name`` names them (swish is
+#: ``silu`` in Keras 3, ``swish`` in Keras 2; hard swish ``hard_silu``).
+IDENTITY_ACTIVATIONS = ("silu", "swish", "gelu", "hard_silu", "elu", "leaky_relu", "tanh")
+#: Activations of multiplicative gates (squeeze-and-excitation); the Keras 3 engine refuses
+#: them anywhere but in a gate.
+GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+#: Layers with a rule in the Keras 3 engine only: multiplicative gates, layer normalization,
+#: per-channel rescaling (the shift is a bias), ConvNeXt's layer scale, InceptionResNetV2's
+#: scaled residual, and a ViT's multi-head attention, class token and position embedding
+#: (``sglrp/engines/keras3/attention.py``).
+KERAS3_LAYERS = (
+    "Multiply", "LayerNormalization", "Rescaling", "Normalization", "LayerScale",
+    "CustomScaleLayer", "MultiHeadAttention", "ClassToken", "PositionEmbedding",
+)  # fmt: skip
 
 
 class Support:
@@ -213,31 +219,82 @@ class Support:
     what : str
         The kind of network, for the message ("ReLU networks").
     instead : str
-        What to use instead, for the message.
+        What else to do, for the message (after the methods defined for the model).
+    keras3_activations, keras3_layers : tuple of str
+        Activations and layers the method has rules for in the Keras 3 engine only; the
+        innvestigate engine refuses them with a message that says so.
     """
 
-    def __init__(self, activations=None, layers=None, what="", instead="") -> None:
+    def __init__(
+        self, activations=None, layers=None, what="", instead="", keras3_activations=(),
+        keras3_layers=(),
+    ) -> None:  # fmt: skip
         self.activations = None if activations is None else frozenset(activations)
         self.layers = None if layers is None else frozenset(layers)
+        self.keras3_activations = frozenset(keras3_activations)
+        self.keras3_layers = frozenset(keras3_layers)
         self.what, self.instead = what, instead
 
+    def _problem(self, layer) -> tuple | None:
+        """``None``, or why the method is not defined at ``layer``: ``(kind, detail)``."""
+        keras3 = KERAS_MAJOR >= 3
+        names = _class_names(layer)
+        if self.layers is not None and not (names & self.layers):
+            if names & self.keras3_layers:
+                return None if keras3 else ("keras3", "")
+            return ("layer", "")
+        name = activation_name(layer)
+        if self.activations is not None and name not in (None, *self.activations):
+            if name in self.keras3_activations:
+                return None if keras3 else ("keras3", name)
+            return ("activation", name)
+        return None
+
+    def accepts(self, spec: ModelSpec) -> bool:
+        """Whether every layer of ``spec``'s model is one the method is defined for."""
+        return all(self._problem(layer) is None for layer in spec.body())
+
     def check(self, spec: ModelSpec, method: str) -> None:
-        """Raise a ValueError naming the first layer ``method`` is not defined for."""
+        """Raise a ValueError naming the first layer ``method`` is not defined for.
+
+        The message suggests the registered methods that accept the model.
+        """
         for layer in spec.body():
-            kind = type(layer).__name__
-            if self.layers is not None:
-                _keras3_only(layer, method, self.instead)
-            if self.layers is not None and not (_class_names(layer) & self.layers):
+            problem = self._problem(layer)
+            if problem is None:
+                continue
+            kind, name = type(layer).__name__, problem[1]
+            what = f"layer {layer.name!r} ({kind})" + (f" applying {name!r}" if name else "")
+            if problem[0] == "keras3":
+                gate = " as the gate of a product" if name in GATE_ACTIVATIONS else ""
+                raise ValueError(
+                    f"{method} has a rule for {what}{gate} in the Keras 3 engine only "
+                    "(TensorFlow >= 2.16 with Keras 3: pip install sglrp next to it); this is "
+                    f"the innvestigate engine (Keras 2). {_alternatives(spec)}"
+                )
+            if problem[0] == "layer":
                 raise ValueError(
                     f"{method} is defined for {self.what}; layer {layer.name!r} ({kind}) has no "
-                    f"rule there. {self.instead}"
+                    f"rule there. {_alternatives(spec)}{self.instead}"
                 )
-            name = activation_name(layer)
-            if self.activations is not None and name not in (None, *self.activations):
-                raise ValueError(
-                    f"{method} is defined for {self.what}, but layer {layer.name!r} ({kind}) "
-                    f"applies {name!r}. {self.instead}"
-                )
+            raise ValueError(
+                f"{method} is defined for {self.what}, but layer {layer.name!r} ({kind}) "
+                f"applies {name!r}. {_alternatives(spec)}{self.instead}"
+            )
+
+
+def _alternatives(spec: ModelSpec) -> str:
+    """The registered methods defined for ``spec``'s model, as a sentence."""
+    from .registry import METHODS
+
+    names = [
+        name
+        for name, cls in sorted(METHODS.items())
+        if spec.n_inputs >= getattr(cls, "min_inputs", 1) and cls.supports.accepts(spec)
+    ]
+    if not names:
+        return "No method of sglrp is defined for this model. "
+    return f"Methods defined for this model: {', '.join(names)}. "
 
 
 ANY_NETWORK = Support()
@@ -246,24 +303,32 @@ RELU_ACTIVATIONS = Support(
     {"relu", "linear"},
     None,
     "ReLU networks (its backward pass is defined by the ReLU's)",
-    "Use a plain gradient method (smoothgrad, integrated_gradients, grad_cam) or a model with "
-    "ReLU activations.",
+    "Or use a model with ReLU activations.",
 )
-#: Deep Taylor decomposition and z+: ReLU networks of kernel, pooling and merge layers.
+#: Deep Taylor decomposition and z+: ReLU networks of kernel, pooling and merge layers; on the
+#: Keras 3 engine also the identity activations, gates, layer norm and rescaling layers.
 RELU_NETWORKS = Support(
     {"relu", "linear"},
-    (*_STRUCTURAL, *_KERNEL, *KERAS3_ONLY, "Activation", "ReLU"),
-    "ReLU networks of dense, convolution, pooling and merge layers",
-    "Use a method without that assumption (lrp.epsilon, lrp.sequential_preset_a_flat, "
-    "smoothgrad, integrated_gradients, grad_cam) or a model with plain ReLU activations.",
+    (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU"),
+    "ReLU networks of dense, convolution, pooling and merge layers (Keras 3 engine: also "
+    "swish, GELU, hard swish, ELU, leaky ReLU, tanh, squeeze-and-excitation gates, layer "
+    "normalization, rescaling layers, multi-head attention and a ViT's class token and position "
+    "embedding)",
+    "Or use a model with plain ReLU activations.",
+    keras3_activations=(*IDENTITY_ACTIVATIONS, *GATE_ACTIVATIONS),
+    keras3_layers=(*KERAS3_LAYERS, "LeakyReLU", "ELU"),
 )
-#: LRP-epsilon and the presets: innvestigate's convolutional-network layers, any activation.
+#: LRP-epsilon and the presets: innvestigate's convolutional-network layers, any activation;
+#: on the Keras 3 engine also gates, layer norm and rescaling layers.
 LRP_NETWORKS = Support(
     None,
-    (*_STRUCTURAL, *_KERNEL, *KERAS3_ONLY, "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
+    (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
      "ThresholdedReLU", "Softmax"),
-    "convolutional and dense networks (innvestigate's LRP layers)",
-    "Use a gradient method (smoothgrad, integrated_gradients, grad_cam) for this model.",
+    "convolutional and dense networks (innvestigate's LRP layers; Keras 3 engine: also "
+    "squeeze-and-excitation gates, layer normalization, rescaling layers, multi-head attention "
+    "and a ViT's class token and position embedding)",
+    "",
+    keras3_layers=KERAS3_LAYERS,
 )  # fmt: skip
 
 

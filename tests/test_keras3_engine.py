@@ -111,10 +111,13 @@ def _model_with(layer):
     "layer, words",
     [
         (layers.BatchNormalization(name="bn"), ["'bn'", "BatchNormalization", "canonize"]),
-        (layers.LayerNormalization(name="ln"), ["'ln'", "LayerNormalization", "not supported"]),
-        (layers.Conv2D(6, 1, groups=3, name="grouped"), ["'grouped'", "grouped"]),
-        (layers.Activation("tanh", name="tanh"), ["'tanh'", "Activation", "ReLU"]),
-        (layers.LeakyReLU(name="leaky"), ["'leaky'", "LeakyReLU"]),
+        (layers.UnitNormalization(name="unit"), ["'unit'", "UnitNormalization", "not supported"]),
+        (
+            lambda y: layers.Conv2D(6, 1, groups=3, name="grouped")(layers.Conv2D(6, 1)(y)),
+            ["'grouped'", "grouped", "several input channels per group"],
+        ),
+        (layers.Activation("sigmoid", name="sigmoid"), ["'sigmoid'", "Activation", "ReLU"]),
+        (layers.PReLU(name="prelu"), ["'prelu'", "PReLU"]),
     ],
 )
 def test_unsupported_layer_named_at_construction(layer, words):
@@ -126,12 +129,18 @@ def test_unsupported_layer_named_at_construction(layer, words):
 
 
 def test_relu_only_rules_refuse_other_activations_but_lrp_rules_do_not():
-    model = _model_with(layers.Activation("tanh"))
     x = np.random.default_rng(0).uniform(-1, 1, (2, 6, 6, 2)).astype(np.float32)
+    model = _model_with(layers.Activation("sigmoid"))
     for rule in ("bounded_deep_taylor", "z_plus", "guided_backprop"):
         with pytest.raises(ValueError, match="ReLU"):
             Propagation(model, rule, [heads.output])
     for rule in ("epsilon", "preset_a_flat", "gradient"):
+        Propagation(model, rule, [heads.output])([x], np.eye(4, dtype=np.float32)[[0, 1]])
+    # tanh: the identity rule in Deep Taylor and z+; guided backprop stays ReLU-only
+    model = _model_with(layers.Activation("tanh"))
+    with pytest.raises(ValueError, match="ReLU"):
+        Propagation(model, "guided_backprop", [heads.output])
+    for rule in ("bounded_deep_taylor", "z_plus", "epsilon"):
         Propagation(model, rule, [heads.output])([x], np.eye(4, dtype=np.float32)[[0, 1]])
 
 

@@ -50,13 +50,44 @@ ACTIVATION_LAYERS = {
 }
 
 
+#: Activation layers the Deep Taylor, z+ and epsilon-plus-box rules pass relevance through
+#: unchanged on the Keras 3 engine (identity rule); the innvestigate engine refuses them.
+IDENTITY_LAYERS = {"LeakyReLU", "ELU"}
+GUIDED = ["guided_backprop", "guided_grad_cam"]
+
+
 @pytest.mark.parametrize("kind", list(ACTIVATION_LAYERS))
 @pytest.mark.parametrize("method", RELU_ONLY)
 def test_relu_methods_refuse_other_activations(kind, method, images):
     model = conv_with(ACTIVATION_LAYERS[kind])
+    if kind in IDENTITY_LAYERS and method not in GUIDED and sglrp.engine == "keras3":
+        with sglrp.create_analyzer(method, model, low=0.0, high=1.0) as analyzer:
+            assert np.isfinite(analyzer.analyze(images, target=1)).all()
+        return
     with pytest.raises(ValueError, match=r"layer 'act' \((LeakyReLU|ELU|PReLU|ReLU)\)") as info:
         sglrp.create_analyzer(method, model, low=0.0, high=1.0)
-    assert "ReLU networks" in str(info.value)
+    if kind in IDENTITY_LAYERS and method not in GUIDED:
+        assert "in the Keras 3 engine only" in str(info.value)
+    else:
+        assert "ReLU networks" in str(info.value)
+
+
+@pytest.mark.parametrize("method", ["sglrp", "guided_backprop"])
+def test_a_refusal_suggests_only_methods_defined_for_the_model(method):
+    model = conv_with(layers.PReLU)
+    with pytest.raises(ValueError, match="Methods defined for this model: ") as info:
+        sglrp.create_analyzer(method, model, low=0.0, high=1.0)
+    names = [n.strip() for n in str(info.value).split("Methods defined for this model: ")[1]
+             .split(". ")[0].split(",")]  # fmt: skip
+    assert set(names) == {
+        "grad_cam", "integrated_gradients", "smoothgrad", "lrp.epsilon",
+        "lrp.sequential_preset_a_flat", "lrp.sequential_preset_b_flat",
+        "sglrp.sequential_preset_a", "sglrp.sequential_preset_b",
+    }  # fmt: skip
+    if method == "sglrp":
+        for name in names:
+            with sglrp.create_analyzer(name, model):
+                pass
 
 
 @pytest.mark.parametrize("method", LRP_FAMILY + ANY_ACTIVATION)
@@ -72,10 +103,16 @@ def test_relu6_stays_accepted(images):
             assert np.isfinite(analyzer.analyze(images, target=2)).all()
 
 
-def test_layer_normalization_has_no_deep_taylor_rule():
+def test_layer_normalization_has_a_rule_in_the_keras3_engine_only(images):
     model = conv_with(layers.LayerNormalization, name="norm")
     for method in ["lrp", "clrp", "sglrp", "lrp.epsilon", "sglrp.sequential_preset_a"]:
-        with pytest.raises(ValueError, match=r"layer 'norm' \(LayerNormalization\) has no rule"):
+        if sglrp.engine == "keras3":
+            with sglrp.create_analyzer(method, model) as analyzer:
+                assert np.isfinite(analyzer.analyze(images, target=1)).all()
+            continue
+        with pytest.raises(
+            ValueError, match=r"layer 'norm' \(LayerNormalization\) in the Keras 3 engine only"
+        ):
             sglrp.create_analyzer(method, model)
 
 

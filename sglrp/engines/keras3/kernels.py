@@ -44,6 +44,16 @@ def is_kernel_layer(layer) -> bool:
     )
 
 
+def _is_grouped_depthwise(layer) -> bool:
+    """A channels-last Conv2D whose every group reads one input channel."""
+    return (
+        type(layer) is layers.Conv2D
+        and getattr(layer, "groups", 1) > 1
+        and layer.data_format == "channels_last"
+        and layer.kernel.shape[2] == 1
+    )
+
+
 def _tuple(value, n):
     return tuple(value) if isinstance(value, (list, tuple)) else (value,) * n
 
@@ -69,10 +79,13 @@ class KernelMap:
                 "propagate through; supported: Dense, Conv1D, Conv2D, DepthwiseConv2D, "
                 "SeparableConv2D"
             )
-        if getattr(layer, "groups", 1) != 1:
+        #: A Conv2D with one input channel per group (ConvNeXt's 7x7) is a depthwise convolution.
+        self.grouped_depthwise = _is_grouped_depthwise(layer)
+        if getattr(layer, "groups", 1) != 1 and not self.grouped_depthwise:
             raise ValueError(
                 f"layer {layer.name!r} ({type(layer).__name__}) is a grouped convolution "
-                f"(groups={layer.groups}), which this engine does not propagate through"
+                f"(groups={layer.groups}) with several input channels per group, which this "
+                "engine does not propagate through"
             )
         if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
             raise ValueError(
@@ -87,6 +100,8 @@ class KernelMap:
             layers.DepthwiseConv2D: "depthwise",
             layers.SeparableConv2D: "separable",
         }[next(c for c in KERNEL_LAYERS if isinstance(layer, c))]
+        if self.grouped_depthwise:
+            self.kind = "depthwise"
         self.use_bias = bool(getattr(layer, "use_bias", False))
         if self.kind != "dense":
             rank = layer.rank
@@ -105,8 +120,9 @@ class KernelMap:
         layer = self.layer
         if self.kind == "separable":
             return [layer.depthwise_kernel, layer.pointwise_kernel]
-        if self.kind == "depthwise":
-            return [layer.kernel]
+        if self.grouped_depthwise:  # (kh, kw, 1, C m) -> (kh, kw, C, m): the same channel order
+            kh, kw, _, filters = layer.kernel.shape
+            return [tf.reshape(layer.kernel, (kh, kw, layer.groups, filters // layer.groups))]
         return [layer.kernel]
 
     def bias(self):

@@ -9,6 +9,13 @@ The rule sets are data: ordered lists of (condition, rule) pairs, the first cond
 meets picks its rule, as innvestigate's conditional reverse mappings and its presets
 (``LRPSequentialPresetA``) do.
 
+Every LRP rule set also has rules for the layers innvestigate has none for (``_MODERN``): the
+identity rule at element-wise activations other than the ReLU and at ``Rescaling``,
+``Normalization`` and ``LayerScale``; signal-take-all at multiplicative gates (and no relevance
+into what only computes a gate); ``LayerNormalization`` with its standard deviation fixed;
+the z-rule at a scaled residual and at ``x + y`` written with ``keras.ops``. Where a model has
+none of these layers, the maps are innvestigate's.
+
 =======================  ====================================================================
 rule set                 innvestigate analyzer it reproduces (as sglrp configures it)
 =======================  ====================================================================
@@ -36,7 +43,16 @@ import tensorflow as tf
 
 from . import rules as R
 from .attention import ATTENTION_LAYERS, attention_rules
-from .graph import Graph, activation_name, is_relu_layer
+from .graph import (
+    IDENTITY_ACTIVATIONS,
+    Graph,
+    activation_name,
+    is_layer_scale,
+    is_op,
+    is_operation,
+    is_relu_layer,
+    is_scaled_add,
+)
 from .kernels import KERNEL_LAYERS, KernelMap, is_kernel_layer
 
 __all__ = ["Propagation", "RULE_SETS"]
@@ -75,16 +91,24 @@ _CONV = (layers.Conv1D, layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableC
 #: Activation layers other than the ReLU: LRP rule sets pass them with their gradient (as
 #: innvestigate's LRP does); the ReLU-only rule sets refuse them.
 _OTHER_ACTIVATIONS = (layers.LeakyReLU, layers.ELU, layers.PReLU)
+#: Layers passed through unchanged: a per-channel scale and shift (the shift is a bias).
+_RESCALING = (layers.Rescaling, layers.Normalization)
 _SUPPORTED = (
     *KERNEL_LAYERS,
     *_OTHER_ACTIVATIONS,
     *_GRADIENT_LAYERS,
     *_AVERAGE_POOLING,
+    *_RESCALING,
     layers.Add,
     layers.ReLU,
     layers.Activation,
+    layers.Multiply,
+    layers.LayerNormalization,
     *ATTENTION_LAYERS,
 )
+#: What each rule set's activations may be: ReLU only, ReLU or an identity activation, any.
+_RELU_NAMES = frozenset({None, "relu", "linear"})
+_ACTIVATIONS = {"relu": _RELU_NAMES, "identity": _RELU_NAMES | IDENTITY_ACTIVATIONS, None: None}
 
 
 # -- conditions ------------------------------------------------------------------------------
@@ -130,6 +154,44 @@ def _always(call, graph) -> bool:
     return True
 
 
+def _gate_only(call, graph) -> bool:
+    return graph.gate_only(call)
+
+
+def _gate(call, graph) -> bool:
+    return graph.gate_index(call) is not None
+
+
+def _scaled_add(call, graph) -> bool:
+    return is_scaled_add(call.layer)
+
+
+def _tensor_add(call, graph) -> bool:
+    """``x + y`` of tensors written with ``keras.ops`` (ConvNeXt's residual)."""
+    return is_op(call.layer, "Add") and len(call.inputs) == len(call.args) == 2
+
+
+def _rescaling(call, graph) -> bool:
+    return isinstance(call.layer, _RESCALING) or is_layer_scale(call.layer)
+
+
+def _identity_activation(call, graph) -> bool:
+    """An activation layer applying swish, GELU, hard swish, ELU, leaky ReLU or tanh."""
+    return not is_kernel_layer(call.layer) and activation_name(call.layer) in IDENTITY_ACTIVATIONS
+
+
+def _modern(layer_norm) -> list:
+    """The rules of the layers innvestigate has none for, ``layer_norm`` the LayerNorm rule."""
+    return [
+        (_gate_only, R.NoRelevance),
+        (_gate, R.SignalTakeAll),
+        (_scaled_add, R.ScaledAdd),
+        (_tensor_add, R.ZRule),
+        (_is(layers.LayerNormalization), layer_norm),
+        (_rescaling, R.Identity),
+    ]
+
+
 # -- rule sets -------------------------------------------------------------------------------
 def _relu_or_gradient(call, graph):
     if isinstance(call.layer, (layers.ReLU, layers.Activation)):
@@ -145,21 +207,34 @@ def _lrp_default(call, graph):
 
 
 def bounded_deep_taylor(low: float = -1.0, high: float = 1.0) -> list:
-    """innvestigate's DeepTaylor + BoundedDeepTaylor with sglrp's three extra mappings."""
+    """innvestigate's DeepTaylor + BoundedDeepTaylor with sglrp's three extra mappings.
+
+    Beyond innvestigate's layers: LRP-0 at LayerNormalization (bias ignored, as z+ ignores
+    it), the identity rule at the other element-wise activations; a kernel layer whose inputs
+    may be negative gets alpha1-beta0 (its ``x-`` terms included), never z+ for inputs >= 0.
+    """
     return [
+        *_modern(R.LayerNorm),
         (_input_kernel, functools.partial(R.Bounded, low=low, high=high)),
         (_is(layers.Add), R.ZRule),
         (_is(*_AVERAGE_POOLING), R.ZRule),
         (_kernel_on_non_negative, R.ZPlusFast),
         (_kernel_with_activation, functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=False)),
         (_kernel, R.WSquare),
+        (_identity_activation, R.Identity),
         (_relu_only, _relu_or_gradient),
     ]
 
 
-def _lrp(input_rule, dense_rule, conv_rule) -> list:
+def _lrp(input_rule, dense_rule, conv_rule, layer_norm, identity_layers=False) -> list:
+    """innvestigate's LRP: ``Activation`` layers pass relevance on, LeakyReLU/ELU/PReLU layers
+    their gradient (innvestigate's numbers); with ``identity_layers`` (the rule sets that
+    innvestigate defines for ReLU networks only) LeakyReLU and ELU layers pass it on too."""
     out = [] if input_rule is None else [(_input_kernel, input_rule)]
+    if identity_layers:
+        out.append((_identity_activation, R.Identity))
     return [
+        *_modern(layer_norm),
         *out,
         (_is(layers.Dense), dense_rule),
         (_is(*_CONV), conv_rule),
@@ -169,31 +244,40 @@ def _lrp(input_rule, dense_rule, conv_rule) -> list:
     ]
 
 
+def _layer_norm_epsilon(epsilon: float):
+    """LayerNormalization as a dense layer of the epsilon rule sets: epsilon, bias counted."""
+    return functools.partial(R.LayerNorm, epsilon=epsilon, bias=True)
+
+
 def preset_a_flat(epsilon: float = 0.1) -> list:
     eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
-    return _lrp(R.Flat, eps, functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=True))
+    ab = functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=True)
+    return _lrp(R.Flat, eps, ab, _layer_norm_epsilon(epsilon))
 
 
 def preset_b_flat(epsilon: float = 0.1) -> list:
     eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
-    return _lrp(R.Flat, eps, functools.partial(R.AlphaBeta, alpha=2, beta=1, bias=True))
+    ab = functools.partial(R.AlphaBeta, alpha=2, beta=1, bias=True)
+    return _lrp(R.Flat, eps, ab, _layer_norm_epsilon(epsilon))
 
 
 def epsilon_plus_box(low: float = -1.0, high: float = 1.0, epsilon: float = 0.1) -> list:
     """Epsilon on dense layers, z+ on convolutions, z^B at the input (sglrp's EpsilonPlusBox)."""
     eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
     z_plus_conv = functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=False)
-    return _lrp(functools.partial(R.Bounded, low=low, high=high), eps, z_plus_conv)
+    box = functools.partial(R.Bounded, low=low, high=high)
+    return _lrp(box, eps, z_plus_conv, _layer_norm_epsilon(epsilon), identity_layers=True)
 
 
 def epsilon(epsilon: float = 1e-7) -> list:
     eps = functools.partial(R.Epsilon, epsilon=epsilon, bias=True)
-    return _lrp(None, eps, eps)
+    return _lrp(None, eps, eps, _layer_norm_epsilon(epsilon))
 
 
 def z_plus() -> list:
+    """LRPZPlus; LRP-0 at LayerNormalization with its bias ignored, as z+ ignores biases."""
     ab = functools.partial(R.AlphaBeta, alpha=1, beta=0, bias=False)
-    return _lrp(R.WPlus, ab, ab)
+    return _lrp(R.WPlus, ab, ab, R.LayerNorm, identity_layers=True)
 
 
 def guided_backprop() -> list:
@@ -204,16 +288,17 @@ def gradient() -> list:
     return [(_always, R.Gradient)]
 
 
-#: rule set name -> (factory of its (condition, rule) list, whether it is for ReLU nets only).
+#: rule set name -> (factory of its (condition, rule) list, the activations it is defined
+#: for: "relu" (ReLU, ReLU6, linear), "identity" (those and ``IDENTITY_ACTIVATIONS``), None: any).
 RULE_SETS = {
-    "bounded_deep_taylor": (bounded_deep_taylor, True),
-    "preset_a_flat": (preset_a_flat, False),
-    "preset_b_flat": (preset_b_flat, False),
-    "epsilon": (epsilon, False),
-    "epsilon_plus_box": (epsilon_plus_box, True),
-    "z_plus": (z_plus, True),
-    "guided_backprop": (guided_backprop, True),
-    "gradient": (gradient, False),
+    "bounded_deep_taylor": (bounded_deep_taylor, "identity"),
+    "preset_a_flat": (preset_a_flat, None),
+    "preset_b_flat": (preset_b_flat, None),
+    "epsilon": (epsilon, None),
+    "epsilon_plus_box": (epsilon_plus_box, "identity"),
+    "z_plus": (z_plus, "identity"),
+    "guided_backprop": (guided_backprop, "relu"),
+    "gradient": (gradient, None),
 }
 
 
@@ -253,7 +338,8 @@ class Propagation:
         self.heads = tuple(heads)
         if not self.heads:
             raise ValueError("give at least one head")
-        make_rules, relu_only = RULE_SETS[rule]
+        make_rules, kind = RULE_SETS[rule]
+        activations = _ACTIVATIONS[kind]
         try:
             conditional_rules = make_rules(**options)
         except TypeError:
@@ -269,7 +355,7 @@ class Propagation:
         self.n_classes = int(graph.output.shape[-1])
         self.rules = {}
         for call in graph.calls:
-            self._check(call, relu_only)
+            self._check(call, activations)
             if rule == "gradient":
                 continue
             for condition, make in conditional_rules:
@@ -294,8 +380,9 @@ class Propagation:
             f"{call.layer.name!r} ({type(call.layer).__name__}): {why}"
         )
 
-    def _check(self, call, relu_only: bool) -> None:
+    def _check(self, call, activations) -> None:
         layer = call.layer
+        relu_only = activations is not None
         if isinstance(layer, layers.BatchNormalization):
             raise ValueError(
                 self._refusal(call, "batch normalization must be folded first (canonize the model)")
@@ -306,21 +393,42 @@ class Propagation:
             )
         if self.rule == "gradient":
             return  # automatic differentiation: any layer
-        if not isinstance(layer, _SUPPORTED):
+        if self.rule != "guided_backprop" and self.graph.gate_only(call):
+            return  # computes a gate only: no relevance reaches it (signal-take-all)
+        if is_operation(layer):
+            if not (_tensor_add(call, self.graph) or _gate(call, self.graph)):
+                raise ValueError(
+                    self._refusal(
+                        call,
+                        "this keras.ops operation has no rule (only x + y of two tensors, "
+                        "and a signal times its sigmoid gate)",
+                    )
+                )
+            return
+        if not (isinstance(layer, _SUPPORTED) or is_layer_scale(layer) or is_scaled_add(layer)):
             raise ValueError(self._refusal(call, "this layer type is not supported"))
-        if relu_only and isinstance(layer, _OTHER_ACTIVATIONS):
+        if isinstance(layer, layers.Multiply) and not _gate(call, self.graph):
             raise ValueError(
-                self._refusal(call, "the rule is defined for ReLU networks; it is an activation")
+                self._refusal(
+                    call,
+                    "a product has a rule only as a multiplicative gate: a signal times a "
+                    "sigmoid or hard sigmoid of a function of that signal",
+                )
             )
+        name = activation_name(layer)
+        if relu_only and name not in activations:
+            if activations is _RELU_NAMES:
+                why = f"the rule is defined for ReLU networks; it uses {name!r}"
+            else:
+                why = (
+                    f"the rule is defined for ReLU networks and the element-wise activations "
+                    f"{', '.join(sorted(IDENTITY_ACTIVATIONS))} (identity rule); it uses {name!r}"
+                )
+            raise ValueError(self._refusal(call, why))
         if is_kernel_layer(layer):
             KernelMap(layer)  # raises for grouped convolutions and the like
         if len(call.outputs) != 1:
             raise ValueError(self._refusal(call, f"it has {len(call.outputs)} outputs"))
-        name = activation_name(layer)
-        if relu_only and name not in (None, "relu", "linear"):
-            raise ValueError(
-                self._refusal(call, f"the rule is defined for ReLU networks; it uses {name!r}")
-            )
         if isinstance(layer, layers.ReLU) and relu_only and layer.negative_slope:
             raise ValueError(
                 self._refusal(call, "the rule is defined for ReLU networks; it is a leaky ReLU")

@@ -13,7 +13,9 @@ alpha-beta rules (``b+`` with the positive part, ``b-`` with the negative part),
 of the kernel layers' output treated as the relevance of the pre-activation.
 
 References: Bach et al. 2015 (LRP, epsilon, alpha-beta), Montavon et al. 2017 (Deep Taylor: z+,
-z^B, w^2), Springenberg et al. 2015 (guided backprop).
+z^B, w^2), Springenberg et al. 2015 (guided backprop). The rules of the layers innvestigate has
+none for (``Identity``, ``LayerNorm``, ``SignalTakeAll``, ``ScaledAdd``, ``NoRelevance``, the
+bounds of ``Bounded`` mapped through preprocessing layers) are sglrp's, each with its reference.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ __all__ = [
     "Gradient",
     "ReluMask",
     "PassThrough",
+    "Identity",
+    "LayerNorm",
+    "SignalTakeAll",
+    "ScaledAdd",
+    "NoRelevance",
     "Guided",
     "ZRule",
     "Epsilon",
@@ -183,6 +190,129 @@ class PassThrough(Rule):
         return [r]
 
 
+class Identity(PassThrough):
+    """The identity rule for an element-wise activation: ``R_x = R_y``.
+
+    AttnLRP (Achtibat et al., ICML 2024, Sec. 3.3: element-wise non-linearities as one-input
+    units, whose relevance passes on unchanged); zennit's ``Pass`` rule. Used for swish/SiLU,
+    GELU, hard swish, ELU, leaky ReLU and tanh, and for the layers that only rescale or shift
+    each channel (``Rescaling``, ``Normalization``, ConvNeXt's ``LayerScale``: the linear map
+    of one input, whose LRP-0 is the identity; the shift is a bias).
+    """
+
+
+class NoRelevance(Rule):
+    """No relevance: a call whose output only feeds the gates of multiplicative gates.
+
+    Signal-take-all (:class:`SignalTakeAll`) sends nothing into a gate, so nothing of the
+    gate's computation (squeeze-and-excitation's pooling, its convolutions and sigmoid) is
+    ever reached by the backward pass; this rule only marks such calls.
+    """
+
+    def backward(self, xs, y, r, stacks):
+        return [None] * len(xs)
+
+
+class SignalTakeAll(Rule):
+    """A multiplicative gate ``y = x * g``: all relevance to the signal ``x``, none to ``g``.
+
+    Arras et al. 2017 (*Explaining recurrent neural network predictions in sentiment
+    analysis*, WASSA; the rule of LRP for LSTMs' gates): the gate, a sigmoid of a function of
+    the signal, is treated as a constant, so ``y = g x`` is a linear map of ``x`` whose LRP-0
+    gives ``R_x = x g / (x g) R_y = R_y``.
+
+    Parameters
+    ----------
+    gate : int
+        The index of the gate among the call's two inputs (``graph.gate_index``).
+    """
+
+    def __init__(self, call, graph) -> None:
+        super().__init__(call, graph)
+        self.gate = graph.gate_index(call)
+        if self.gate is None:
+            raise ValueError(f"layer {self.layer.name!r} is not a multiplicative gate")
+
+    def backward(self, xs, y, r, stacks):
+        return [None if i == self.gate else r for i in range(len(xs))]
+
+
+class ScaledAdd(Rule):
+    """The z-rule at a scaled residual ``y = a + s b`` (InceptionResNetV2's
+    ``CustomScaleLayer``): ``R_a = a R / y``, ``R_b = s b R / y``.
+
+    An ``Add`` with one summand scaled, reversed as innvestigate reverses ``Add``
+    (``AddReverseLayer``, Bach et al. 2015, Eq. 56 without bias): each summand's share of
+    the sum; ``y`` is stabilized as :func:`safe` does.
+    """
+
+    def backward(self, xs, y, r, stacks):
+        a, b = xs
+        scaled = b * tf.cast(self.layer.scale, b.dtype)
+        s = over(r, safe(a + scaled), stacks)
+        return [times(a, s, stacks), times(scaled, s, stacks)]
+
+
+class LayerNorm(Rule):
+    """LayerNormalization with its standard deviation treated as a constant (Ali et al.,
+    *XAI for Transformers: better explanations through conservative propagation*, ICML 2022,
+    Sec. 3.2, the LN-rule), then LRP-epsilon on the remaining linear map.
+
+    With ``sigma`` fixed, ``z_j = gamma_j (x_j - mean_k x_k) / sigma`` is linear in ``x``:
+    ``z_j = sum_i x_i w_ij`` with ``w_ij = (delta_ij - 1/n) gamma_j / sigma``. The rule is
+    Bach et al.'s epsilon rule on it,
+    ``R_i = x_i sum_j w_ij R_j / (z_j + beta_j + epsilon sign(z_j + beta_j))``
+    (``beta`` in the denominator only with ``bias``), computed without the matrix:
+    ``R_i = x_i (gamma_i s_i - mean_j gamma_j s_j) / sigma``, ``s = R / denominator``.
+    ``epsilon=0`` is LRP-0 (zeros replaced as :func:`safe` does). Without ``bias`` it
+    conserves: ``sum_i R_i = sum_j R_j``. ``rms_scaling=True`` (deprecated in Keras) is
+    refused.
+
+    Parameters
+    ----------
+    epsilon : float
+        The stabilizer (0: LRP-0).
+    bias : bool
+        Count ``beta`` in the denominator (the epsilon rule sets do, as for kernel layers).
+    """
+
+    def __init__(self, call, graph, epsilon: float = 0.0, bias: bool = False) -> None:
+        super().__init__(call, graph)
+        self.epsilon, self.bias = float(epsilon), bool(bias)
+        layer = self.layer
+        if getattr(layer, "rms_scaling", False):
+            raise ValueError(
+                f"layer {layer.name!r} (LayerNormalization) uses rms_scaling, which has no rule"
+            )
+        rank = len(call.inputs[0].shape)
+        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        self.axes = sorted(a % rank for a in axis)
+        self.shape = [call.inputs[0].shape[a] if a in self.axes else 1 for a in range(rank)]
+
+    def _param(self, value, dtype):
+        return tf.reshape(tf.cast(value, dtype), self.shape)
+
+    def backward(self, xs, y, r, stacks):
+        (x,) = xs
+        layer = self.layer
+        mean, variance = tf.nn.moments(x, self.axes, keepdims=True)
+        inv = tf.math.rsqrt(variance + tf.cast(layer.epsilon, x.dtype))
+        gamma = self._param(layer.gamma, x.dtype) if layer.scale else None
+        z = (x - mean) * inv
+        if gamma is not None:
+            z = z * gamma
+        if self.bias and layer.center:
+            z = z + self._param(layer.beta, x.dtype)
+        if self.epsilon:
+            sign = tf.cast(z >= 0, z.dtype) * 2 - 1
+            s = over(r, z + sign * self.epsilon, stacks)
+        else:
+            s = over(r, safe(z), stacks)
+        t = s if gamma is None else s * gamma
+        t = t - tf.reduce_mean(t, self.axes, keepdims=True)
+        return [times(x * inv, t, stacks)]
+
+
 class Guided(Gradient):
     """Guided backprop at a ReLU: only positive relevance goes back through the ReLU's gradient."""
 
@@ -300,15 +430,45 @@ class ZPlusFast(_KernelRule):
         return [times(x, m.transpose(s, kernels, x, stacks), stacks)]
 
 
+def _through(chain, image, affine: bool = True):
+    """``image`` (1, ...) at a model input through the preprocessing ``chain`` of calls;
+    ``affine=False`` leaves out ``Rescaling`` and ``Normalization`` (only padding and
+    reshaping act)."""
+    for call in chain:
+        if affine or not isinstance(call.layer, (layers.Rescaling, layers.Normalization)):
+            image = call.layer(image)
+    return image
+
+
+def _preprocessing(graph, call) -> list:
+    """The calls of ``call``'s input chain (``graph.input_chain``) that change values."""
+    chain = graph.input_chain(call) or []
+    reshapes = (layers.Flatten, layers.Permute, layers.Reshape)
+    return chain if any(not isinstance(c.layer, reshapes) for c in chain) else []
+
+
 class Bounded(_KernelRule):
     """z^B for inputs in ``[low, high]``: ``z_ij = x_i w_ij - low w+_ij - high w-_ij``.
 
-    innvestigate's ``BoundedRule`` (bias ignored).
+    innvestigate's ``BoundedRule`` (bias ignored). Behind a preprocessing chain inside the
+    model (``Rescaling``, ``Normalization``, padding: ``graph.input_chain``) the bounds are the
+    images of the user's raw ``low`` and ``high`` under that chain, per channel and position
+    (the lower and the upper of the two, for a negative scale; 0 and 0 on padding), so the box
+    is that of the raw input (Montavon et al. 2017, Sec. 4.2, with ``l_i``, ``h_i`` per input).
     """
 
     def __init__(self, call, graph, low: float = -1.0, high: float = 1.0) -> None:
         super().__init__(call, graph)
         self.low, self.high = float(low), float(high)
+        self.graph = graph
+        self.chain = _preprocessing(graph, call)
+
+    def _bound_images(self, x):
+        source = self.graph.values[id(self.chain[0].inputs[0])]
+        one = tf.ones_like(source[:1])
+        a = _through(self.chain, one * self.low)
+        b = _through(self.chain, one * self.high)
+        return tf.minimum(a, b), tf.maximum(a, b)
 
     def backward(self, xs, y, r, stacks):
         (x,) = xs
@@ -316,6 +476,12 @@ class Bounded(_KernelRule):
         kernels = m.kernels()
         k_pos = [positive(k) for k in kernels]
         k_neg = [negative(k) for k in kernels]
+        if self.chain:
+            low, high = self._bound_images(x)
+            a = m.apply(x, kernels)
+            s = over(r, safe(a - (m.apply(low, k_pos) + m.apply(high, k_neg))), stacks)
+            ga, gp, gn = m.transpose_many(s, [kernels, k_pos, k_neg], x, stacks)
+            return [times(x, ga, stacks) - (low * gp + high * gn)]
         # The low and high images are the same for every sample: computed once, broadcast.
         one = tf.ones(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)
         a = m.apply(x, kernels)
@@ -335,7 +501,15 @@ class InputIndependent(_KernelRule):
     """Rules whose weights ignore the input: ``R_i = sum_j v_ij R_j / sum_i v_ij``.
 
     innvestigate's ``WSquareRule`` family (bias ignored; ``v`` = the transformed kernels).
+
+    Behind a preprocessing chain with padding (``graph.input_chain``) the padded positions
+    are no inputs: ``v`` is zero there.
     """
+
+    def __init__(self, call, graph) -> None:
+        super().__init__(call, graph)
+        self.graph = graph
+        self.chain = _preprocessing(graph, call)
 
     def transform(self, kernel):
         raise NotImplementedError
@@ -344,6 +518,11 @@ class InputIndependent(_KernelRule):
         (x,) = xs
         m = self.map
         kernels = [self.transform(k) for k in m.kernels()]
+        if self.chain:
+            source = self.graph.values[id(self.chain[0].inputs[0])]
+            one = _through(self.chain, tf.ones_like(source[:1]), affine=False)
+            s = over(r, safe(m.apply(one, kernels)), stacks)
+            return [one * m.transpose(s, kernels, x, stacks)]
         one = tf.ones(tf.concat([[1], tf.shape(x)[1:]], 0), x.dtype)
         s = over(r, safe(m.apply(one, kernels)), stacks)
         return [m.transpose(s, kernels, x, stacks)]
