@@ -5,7 +5,8 @@ Usage::
     python -m sglrp.evaluation.architectures_figure [--out docs/architectures.png] [--scene K]
 
 Rows are the models (``sglrp.demo.ARCHITECTURES``; a model a method refuses gets an empty,
-labelled cell), columns the scene and the maps of LRP and SGLRP for each of its two digits.
+labelled cell), columns the scene and the maps of LRP, SGLRP and SGLRP with epsilon on the dense
+layers (``sglrp.epsilon_plus_box``) for each of its two digits.
 Each map is drawn with ``sglrp.plot.heatmap`` (channel sum, red for, blue against, symmetric at
 its own max |h|).
 """
@@ -18,7 +19,7 @@ import warnings
 
 __all__ = ["figure", "main"]
 
-METHODS = (("LRP", "lrp"), ("SGLRP", "sglrp"))
+METHODS = (("LRP", "lrp"), ("SGLRP", "sglrp"), ("SGLRP ε+box", "sglrp.epsilon_plus_box"))
 
 
 def figure(scene: int = 0, seed: int = 0, models=None):

@@ -90,6 +90,12 @@ def markdown(results: dict) -> str:
             "",
             model_table(model),
         ]
+        random = model.get("random_maps")
+        if random:
+            out.append(
+                f"\nRandom maps (a random pixel order): deletion AUC "
+                f"{random['deletion_auc']:.3f}, insertion AUC {random['insertion_auc']:.3f}."
+            )
         for method, reason in model["skipped"].items():
             out.append(f"\n`{method}` does not run on this model: {reason}")
     out += ["", f"Total time: {results['seconds']:.0f} s.", ""]

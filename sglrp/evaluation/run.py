@@ -22,7 +22,8 @@ from ..demo.train import EVAL_SCENE_SEED, EVAL_SCENES, scene_top2
 from ..metrics import faithfulness, localisation, sanity
 from ..registry import available_methods, create_analyzer
 
-__all__ = ["Settings", "evaluate_model", "evaluate", "method_names", "model_names"]
+__all__ = ["Settings", "evaluate_model", "evaluate", "method_names", "model_names",
+           "random_baseline"]
 
 
 @dataclass
@@ -110,6 +111,19 @@ def _values(maps, maps_other, maps_random, x, targets, target_boxes, distractor_
     return values
 
 
+def random_baseline(predict, x, targets, seed: int, steps: int) -> dict:
+    """Deletion and insertion AUC of maps drawn uniformly at random (a random pixel order): what
+    a map must beat to say anything about the model (mean and bootstrap 95% interval)."""
+    maps = np.random.default_rng(seed).uniform(size=x.shape).astype(np.float32)
+    curves = faithfulness.perturbation_curves(predict, x, maps, targets, steps=steps)
+    out = {}
+    for metric in ("deletion", "insertion"):
+        summary = metrics.summarize(faithfulness.auc(curves[metric], curves["fractions"]),
+                                    seed=seed)
+        out[f"{metric}_auc"], out[f"{metric}_auc_ci95"] = summary["mean"], summary["ci95"]
+    return out
+
+
 #: Extra per-map values in the JSON besides ``metrics.METRICS``: the sanity correlations
 #: without the absolute value (Adebayo et al. report both).
 EXTRA = ("randomization_similarity_signed", "random_logit_similarity_signed")
@@ -125,7 +139,8 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
         ``n_maps``, ``cascade_layers`` (the layers with weights, from the top),
         ``methods`` (one dict per method: each metric's mean, ``<metric>_ci95``,
         ``<metric>_n_undefined``, ``randomization_cascade`` and ``seconds``) and ``skipped``
-        (method -> why it does not run on the model).
+        (method -> why it does not run on the model), ``random_maps`` (deletion and insertion
+        AUC of random maps, :func:`random_baseline`).
     """
     settings = settings or Settings()
     methods = method_names() if methods is None else list(methods)
@@ -192,6 +207,7 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
         "cascade_layers": layer_names,
         "methods": results,
         "skipped": skipped,
+        "random_maps": random_baseline(predict, x, targets, settings.seed, settings.steps),
         "seconds": round(time.perf_counter() - start, 1),
     }
 
