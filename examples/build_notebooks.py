@@ -533,15 +533,15 @@ show_error("a misspelt method name", lambda: sglrp.create_analyzer("sg_lrp", mod
 show_error("bounds the wrong way round", lambda: sglrp.SGLRP(model, low=1.0, high=0.0))
 show_error("a Grad-CAM layer that does not exist", lambda: sglrp.GradCAM(model, layer_name="conv"))
 
-tanh = tf.keras.Sequential(
+softplus = tf.keras.Sequential(
     [
         tf.keras.Input((32, 32, 1)),
-        layers.Conv2D(8, 3, activation="tanh"),
+        layers.Conv2D(8, 3, activation="softplus"),
         layers.Flatten(),
         layers.Dense(10),
     ]
 )
-show_error("a rule for ReLU networks on a tanh network", lambda: sglrp.SGLRP(tanh))
+show_error("a rule for ReLU networks on a softplus network", lambda: sglrp.SGLRP(softplus))
 
 inputs = tf.keras.Input((32, 32, 1))
 features = layers.Flatten()(inputs)

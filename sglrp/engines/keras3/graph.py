@@ -246,9 +246,7 @@ class Graph:
             uses = [u for t in call.outputs for u in self.consumers.get(id(t), [])]
             if any(t is self.output for t in call.outputs) or not uses:
                 continue
-            if all(
-                c.key in out or self._gates.get(c.key) == i for c, i in uses
-            ):
+            if all(c.key in out or self._gates.get(c.key) == i for c, i in uses):
                 out.add(call.key)
         return out
 

@@ -9,7 +9,7 @@ The rule sets are data: ordered lists of (condition, rule) pairs, the first cond
 meets picks its rule, as innvestigate's conditional reverse mappings and its presets
 (``LRPSequentialPresetA``) do.
 
-Every LRP rule set also has rules for the layers innvestigate has none for (``_MODERN``): the
+Every LRP rule set also has rules for the layers innvestigate has none for (``_modern``): the
 identity rule at element-wise activations other than the ReLU and at ``Rescaling``,
 ``Normalization`` and ``LayerScale``; signal-take-all at multiplicative gates (and no relevance
 into what only computes a gate); ``LayerNormalization`` with its standard deviation fixed;
@@ -88,8 +88,9 @@ _AVERAGE_POOLING = (
     layers.GlobalAveragePooling2D,
 )
 _CONV = (layers.Conv1D, layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
-#: Activation layers other than the ReLU: LRP rule sets pass them with their gradient (as
-#: innvestigate's LRP does); the ReLU-only rule sets refuse them.
+#: Activation layers other than the ReLU: the rule sets of innvestigate's LRP pass them with
+#: their gradient (as innvestigate does); Deep Taylor, z+ and epsilon-plus-box pass LeakyReLU
+#: and ELU with the identity rule and refuse PReLU.
 _OTHER_ACTIVATIONS = (layers.LeakyReLU, layers.ELU, layers.PReLU)
 #: Layers passed through unchanged: a per-channel scale and shift (the shift is a bias).
 _RESCALING = (layers.Rescaling, layers.Normalization)

@@ -1,0 +1,215 @@
+"""Every ``keras.applications`` family x every registry method: works, or refused and why.
+
+Each family is built with ``weights=None`` at a small input size (the smallest its architecture
+takes, 32x32 where it can), its batch norms given the statistics of a batch of inputs (so that
+activations and logits are of order one, as in ``tests/test_architectures.py``), and every
+registered method is built on it and run on one image. A cell is ``works`` when the map is
+finite and not all zero, or the first line of the refusal. The rows go to a JSON file and, as
+a table, between the markers ``<!-- applications-matrix -->`` in the README::
+
+    python -m benchmarks.applications_matrix --json benchmarks/applications-matrix-keras3.json \\
+        --readme README.md            # every family (about an hour on 2 cores)
+    python -m benchmarks.applications_matrix --only EfficientNetB0 ...  # some families
+    python -m benchmarks.applications_matrix --only --readme README.md  # the table again
+
+``tests/test_applications_matrix.py`` (slow) computes the rows again and compares them with
+the JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message="model .* ends in a softmax")
+
+#: family -> (constructor name in keras.applications, input size, images in [0, 255]: the
+#: model rescales them itself).
+FAMILIES = {
+    "VGG16": ("VGG16", 32, False),
+    "VGG19": ("VGG19", 32, False),
+    "ResNet50": ("ResNet50", 32, False),
+    "ResNet50V2": ("ResNet50V2", 32, False),
+    "MobileNet": ("MobileNet", 32, False),
+    "MobileNetV2": ("MobileNetV2", 32, False),
+    "MobileNetV3Small": ("MobileNetV3Small", 32, True),
+    "MobileNetV3Large": ("MobileNetV3Large", 32, True),
+    "DenseNet121": ("DenseNet121", 32, False),
+    "InceptionV3": ("InceptionV3", 75, False),
+    "Xception": ("Xception", 71, False),
+    "InceptionResNetV2": ("InceptionResNetV2", 75, False),
+    "NASNetMobile": ("NASNetMobile", 32, False),
+    "EfficientNetB0": ("EfficientNetB0", 32, True),
+    "EfficientNetV2B0": ("EfficientNetV2B0", 32, True),
+    "ConvNeXtTiny": ("ConvNeXtTiny", 32, True),
+}
+#: The methods the goal excludes: guided backprop is defined by the ReLU's backward pass, and
+#: Grad-CAM for several inputs needs a model with several inputs.
+EXCLUDED = ("guided_backprop", "guided_grad_cam", "grad_cam.multi_input")
+#: Constructor arguments that keep the sampling methods cheap.
+CHEAP = {"smoothgrad": {"augment_by_n": 4}, "integrated_gradients": {"steps": 4}}
+WORKS = "works"
+MARK = "<!-- applications-matrix -->"
+
+
+def bounds(name: str) -> tuple[float, float]:
+    """The range of the images the family takes: raw pixels, or preprocessed to [-1, 1]."""
+    return (0.0, 255.0) if FAMILIES[name][2] else (-1.0, 1.0)
+
+
+def images(name: str, n: int, seed: int) -> np.ndarray:
+    size = FAMILIES[name][1]
+    low, high = bounds(name)
+    return np.random.default_rng(seed).uniform(low, high, (n, size, size, 3)).astype(np.float32)
+
+
+def build(name: str):
+    """The family with random weights, batch norms calibrated on a batch of images (VGG: its
+    kernels; ConvNeXt's layer norms keep its activations of order one)."""
+    import tensorflow as tf
+
+    cls, size, _ = FAMILIES[name]
+    tf.keras.utils.set_random_seed(0)
+    model = getattr(tf.keras.applications, cls)(
+        weights=None, input_shape=(size, size, 3), classes=10
+    )
+    norms = [
+        layer for layer in _flat(model) if isinstance(layer, tf.keras.layers.BatchNormalization)
+    ]
+    if norms:
+        for layer in norms:
+            layer.momentum = 0.0
+        model(images(name, 16, seed=1), training=True)
+        for layer in norms:
+            layer.momentum = 0.99
+    elif name.startswith("VGG"):  # kernels scaled to unit output variance, layer by layer
+        x = images(name, 16, seed=1)
+        for layer in _flat(model)[:-1]:
+            if hasattr(layer, "kernel") and layer.name != "predictions":
+                std = float(np.std(tf.keras.Model(model.inputs, layer.output)(x)))
+                layer.set_weights([layer.get_weights()[0] / std, *layer.get_weights()[1:]])
+    return model
+
+
+def _flat(model) -> list:
+    import tensorflow as tf
+
+    out = []
+    for layer in model.layers:
+        out.extend(_flat(layer) if isinstance(layer, tf.keras.Model) else [layer])
+    return out
+
+
+def cell(method: str, model, x, low: float, high: float) -> str:
+    """``works`` or the refusal's first sentence; any other error is raised."""
+    import sglrp
+
+    try:
+        analyzer = sglrp.create_analyzer(method, model, low=low, high=high, **CHEAP.get(method, {}))
+    except ValueError as error:
+        return "refused: " + _reason(str(error))
+    with analyzer:
+        r = analyzer.analyze(x)
+    if not np.isfinite(r).all():
+        return "not finite"
+    return WORKS if np.abs(r).sum() > 0 else "all zero"
+
+
+def _reason(message: str) -> str:
+    """The refusal without the list of other methods, on one line."""
+    message = message.split(" Methods defined for this model")[0]
+    message = message.split(" No method of sglrp")[0]
+    return " ".join(message.split())
+
+
+def row(name: str, methods=None, log=None) -> dict:
+    """method -> cell for the family ``name``."""
+    import sglrp
+
+    methods = methods or sglrp.available_methods()
+    model = build(name)
+    x = images(name, 1, seed=2)
+    low, high = bounds(name)
+    out = {}
+    for method in methods:
+        start = time.perf_counter()
+        out[method] = cell(method, model, x, low, high)
+        if log:
+            log(f"{name} {method}: {out[method][:80]} ({time.perf_counter() - start:.0f} s)")
+    return out
+
+
+def table(results: dict, methods: list) -> str:
+    """The Markdown table: one row per family, one column per method; refusals footnoted."""
+    reasons: list[str] = []
+    lines = [
+        "| family | " + " | ".join(f"`{m}`" for m in methods) + " |",
+        "|---" * (len(methods) + 1) + "|",
+    ]
+    for name in FAMILIES:
+        if name not in results:
+            lines.append(f"| {name} | " + " | ".join("not run" for _ in methods) + " |")
+            continue
+        cells = []
+        for method in methods:
+            value = results[name].get(method, "not run")
+            if value == WORKS:
+                cells.append("✓")
+            elif value.startswith("refused: "):
+                reason = value[len("refused: ") :]
+                reason = re.sub(r"layer '[^']*' \(", "layer (", reason)  # names of the family's
+                reason = re.sub(r"; '[^']*' has one", "; the model has one", reason)  # own
+                if reason not in reasons:
+                    reasons.append(reason)
+                cells.append(f"✗{reasons.index(reason) + 1}")
+            else:
+                cells.append(value)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.extend(f"{i}. {reason}" for i, reason in enumerate(reasons, 1))
+    return "\n".join(lines)
+
+
+def write_readme(path: str, text: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        readme = f.read()
+    parts = readme.split(MARK)
+    if len(parts) != 3:
+        raise SystemExit(f"{path} needs two lines {MARK} around the table")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(parts[0] + MARK + "\n" + text + "\n" + MARK + parts[2])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", default="benchmarks/applications-matrix-keras3.json")
+    parser.add_argument("--readme", help="rewrite the table between the markers of this file")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="these families, the others kept from --json (none: only --readme)",
+    )
+    args = parser.parse_args(argv)
+    import sglrp
+
+    results = {}
+    if os.path.exists(args.json):
+        with open(args.json, encoding="utf-8") as f:
+            results = json.load(f)["results"]
+    for name in list(FAMILIES) if args.only is None else args.only:
+        results[name] = row(name, log=lambda s: print(s, file=sys.stderr, flush=True))
+        with open(args.json, "w", encoding="utf-8") as f:  # after every family
+            json.dump({"engine": sglrp.engine, "results": results}, f, indent=1, sort_keys=True)
+    if args.readme:
+        write_readme(args.readme, table(results, sglrp.available_methods()))
+
+
+if __name__ == "__main__":
+    main()
