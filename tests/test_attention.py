@@ -44,7 +44,7 @@ def _softmax(s):
 
 
 def _reference(mha, q_in, kv_in, r, epsilon, bias):
-    """Ali et al. 2022 eq. 8 in float64: A constant, LRP-epsilon on y = (A (x W_v + b_v)) W_o + b_o."""
+    """Ali et al. 2022 eq. 8 in float64: A constant, epsilon on y = A (x W_v + b_v) W_o + b_o."""
     w = mha.get_weights()
     wq, bq, wk, bk, wv, bv, wo, bo = w if len(w) == 8 else (
         w[0], 0, w[1], 0, w[2], 0, w[3], 0)  # fmt: skip

@@ -103,7 +103,9 @@ def test_the_position_embedding_is_a_bias_under_epsilon():
 
 
 @pytest.mark.engine("innvestigate")
-@pytest.mark.parametrize("name", ["lrp", "sglrp", "clrp", "lrp.epsilon", "lrp.sequential_preset_a_flat"])
+@pytest.mark.parametrize(
+    "name", ["lrp", "sglrp", "clrp", "lrp.epsilon", "lrp.sequential_preset_a_flat"]
+)
 def test_the_innvestigate_engine_refuses_attention_naming_the_keras3_engine(name):
     tf.keras.utils.set_random_seed(0)
     x = tf.keras.Input((8, 8, 1))

@@ -38,8 +38,9 @@ def figure(scene: int = 0, seed: int = 0, models=None):
     scenes = make_scenes(scene + 1, seed=seed, split="test")
     image, labels = scenes.images[scene : scene + 1], scenes.labels[scene]
     columns = ["scene"] + [f"{label} explains {d}" for d in labels for label, _ in METHODS]
-    fig, axes = plt.subplots(len(models), len(columns), figsize=(1.9 * len(columns),
-                                                                 2.0 * len(models)))
+    fig, axes = plt.subplots(
+        len(models), len(columns), figsize=(1.9 * len(columns), 2.0 * len(models))
+    )
     axes = np.atleast_2d(axes)
     for row, name in enumerate(models):
         model = load_demo_model(name=name)
@@ -47,7 +48,7 @@ def figure(scene: int = 0, seed: int = 0, models=None):
         axes[row, 0].set_ylabel(name, fontsize=10)
         col = 1
         for digit in labels:
-            for label, method in METHODS:
+            for _, method in METHODS:
                 ax = axes[row, col]
                 try:
                     with warnings.catch_warnings():
