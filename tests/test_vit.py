@@ -128,6 +128,7 @@ def test_grad_cam_on_the_shipped_vit_reads_the_last_block_not_the_patch_embeddin
     assert maps.shape == x.images.shape and np.isfinite(maps).all() and np.abs(maps).max() > 0
 
 
+@pytest.mark.slow
 @keras3
 def test_the_shipped_vit_claim_sglrp_with_epsilon_separates_the_digits():
     """The README's claim on the ViT, on 16 maps: SGLRP with epsilon on the dense layers far
