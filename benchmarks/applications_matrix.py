@@ -71,7 +71,8 @@ def images(name: str, n: int, seed: int) -> np.ndarray:
 
 
 def build(name: str):
-    """The family with random weights, batch norms calibrated on a batch of images."""
+    """The family with random weights, batch norms calibrated on a batch of images (VGG: its
+    kernels; ConvNeXt's layer norms keep its activations of order one)."""
     import tensorflow as tf
 
     cls, size, _ = FAMILIES[name]
@@ -88,7 +89,7 @@ def build(name: str):
         model(images(name, 16, seed=1), training=True)
         for layer in norms:
             layer.momentum = 0.99
-    else:  # VGG: kernels scaled to unit output variance, layer by layer
+    elif name.startswith("VGG"):  # kernels scaled to unit output variance, layer by layer
         x = images(name, 16, seed=1)
         for layer in _flat(model)[:-1]:
             if hasattr(layer, "kernel") and layer.name != "predictions":
@@ -163,7 +164,8 @@ def table(results: dict, methods: list) -> str:
                 cells.append("✓")
             elif value.startswith("refused: "):
                 reason = value[len("refused: ") :]
-                reason = re.sub(r"'[^']*' \(", "(", reason, count=1)  # the layer's own name
+                reason = re.sub(r"layer '[^']*' \(", "layer (", reason)  # names of the family's
+                reason = re.sub(r"; '[^']*' has one", "; the model has one", reason)  # own
                 if reason not in reasons:
                     reasons.append(reason)
                 cells.append(f"✗{reasons.index(reason) + 1}")

@@ -205,3 +205,30 @@ def test_dropout_in_a_nested_model_called_in_training_mode_is_refused():
         ValueError, match="layer 'inner_drop' \\(Dropout\\) runs in training mode: model 'base'"
     ):
         sglrp.SG(model)
+
+
+def squeeze_excitation_net():
+    """Rescaling inside, swish, a squeeze-and-excitation gate: EfficientNet's layers."""
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 2))
+    h = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    h = layers.Conv2D(4, 3, activation="swish", name="conv")(h)
+    g = layers.GlobalAveragePooling2D(keepdims=True, name="squeeze")(h)
+    g = layers.Conv2D(4, 1, activation="sigmoid", name="excite")(g)
+    h = layers.Multiply(name="gate")([h, g])
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    return tf.keras.Model(inputs, layers.Dense(N_CLASSES, name="logits")(h))
+
+
+@pytest.mark.parametrize("method", ["sglrp", "lrp.epsilon", "sglrp.sequential_preset_a"])
+def test_squeeze_excitation_has_rules_in_the_keras3_engine_only(method, images):
+    model = squeeze_excitation_net()
+    if sglrp.engine == "keras3":
+        with sglrp.create_analyzer(method, model, low=0.0, high=255.0) as analyzer:
+            r = analyzer.analyze(images * 255, target=1)
+        assert np.isfinite(r).all() and np.abs(r).sum() > 0
+        return
+    with pytest.raises(ValueError, match=r"in the Keras 3 engine only") as info:
+        sglrp.create_analyzer(method, model)
+    assert "Methods defined for this model: " in str(info.value)
+    assert "lrp" not in str(info.value).split("Methods defined for this model: ")[1]
