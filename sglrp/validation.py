@@ -215,10 +215,11 @@ IDENTITY_ACTIVATIONS = ("silu", "swish", "gelu", "hard_silu", "elu", "leaky_relu
 GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 #: Layers with a rule in the Keras 3 engine only: multiplicative gates, layer normalization,
 #: per-channel rescaling (the shift is a bias), ConvNeXt's layer scale, InceptionResNetV2's
-#: scaled residual.
+#: scaled residual, and a ViT's multi-head attention, class token and position embedding
+#: (``sglrp/engines/keras3/attention.py``).
 KERAS3_LAYERS = (
     "Multiply", "LayerNormalization", "Rescaling", "Normalization", "LayerScale",
-    "CustomScaleLayer",
+    "CustomScaleLayer", "MultiHeadAttention", "ClassToken", "PositionEmbedding",
 )  # fmt: skip
 
 
@@ -327,7 +328,8 @@ RELU_NETWORKS = Support(
     (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU"),
     "ReLU networks of dense, convolution, pooling and merge layers (Keras 3 engine: also "
     "swish, GELU, hard swish, ELU, leaky ReLU, tanh, squeeze-and-excitation gates, layer "
-    "normalization and rescaling layers)",
+    "normalization, rescaling layers, multi-head attention and a ViT's class token and position "
+    "embedding)",
     "Or use a model with plain ReLU activations.",
     keras3_activations=(*IDENTITY_ACTIVATIONS, *GATE_ACTIVATIONS),
     keras3_layers=(*KERAS3_LAYERS, "LeakyReLU", "ELU"),
@@ -339,7 +341,8 @@ LRP_NETWORKS = Support(
     (*_STRUCTURAL, *_KERNEL, "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
      "ThresholdedReLU", "Softmax"),
     "convolutional and dense networks (innvestigate's LRP layers; Keras 3 engine: also "
-    "squeeze-and-excitation gates, layer normalization and rescaling layers)",
+    "squeeze-and-excitation gates, layer normalization, rescaling layers, multi-head attention "
+    "and a ViT's class token and position embedding)",
     "",
     keras3_layers=KERAS3_LAYERS,
 )  # fmt: skip

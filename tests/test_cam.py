@@ -217,3 +217,84 @@ def test_grad_cam_with_a_variable_input_size():
         np.testing.assert_allclose(
             got[..., 0], closed_form(model, "features", x, [0, 2]), rtol=1e-4, atol=1e-7
         )
+
+
+# -- ViT tokens: the patch grid of the tokens the last attention layer reads ------------------
+def tiny_vit(class_token=True):
+    """6x6x1 -> 2x2 patches (9 tokens) -> [class token] -> position -> one attention block."""
+    from sglrp.tokens import ClassToken, PositionEmbedding
+
+    tf.keras.utils.set_random_seed(3)
+    inputs = tf.keras.Input((6, 6, 1))
+    h = layers.Conv2D(4, 2, strides=2, name="patch_embed")(inputs)
+    h = layers.Reshape((9, 4), name="tokens")(h)
+    if class_token:
+        h = ClassToken(name="class_token")(h)
+    h = PositionEmbedding(name="position")(h)
+    n = layers.LayerNormalization(name="norm")(h)
+    h = layers.Add(name="add")([h, layers.MultiHeadAttention(2, 2, name="attention")(n, n)])
+    h = layers.Cropping1D((0, h.shape[1] - 1), name="first_token")(h)
+    model = tf.keras.Model(inputs, layers.Dense(3, name="logits")(layers.Flatten()(h)))
+    for layer in model.layers:
+        if isinstance(layer, (ClassToken, PositionEmbedding)):
+            layer.set_weights([np.full(w.shape, 0.3, np.float32) for w in layer.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("class_token", [True, False])
+def test_grad_cam_on_a_vit_uses_the_last_attention_input_on_the_patch_grid(x, class_token):
+    model = tiny_vit(class_token)
+    cam = sglrp.GradCAM(model)
+    assert cam.layer_names == ["norm"]  # never the patch embedding
+    images = x[..., :1]
+    got = cam.analyze(images, target=[0, 1, 2])
+    probe = tf.keras.Model(model.input, [model.get_layer("norm").output, model.output])
+    with tf.GradientTape() as tape:
+        tokens, logits = probe(images)
+        score = tf.reduce_sum(logits * tf.one_hot([0, 1, 2], 3), axis=1)
+    grads = tape.gradient(score, tokens).numpy().astype(np.float64)[:, int(class_token) :]
+    tokens = tokens.numpy()[:, int(class_token) :]
+    small = (tokens * grads.mean(1, keepdims=True)).sum(-1).reshape(3, 3, 3, 1)  # 3x3 patches
+    expected = tf.image.resize(small, (6, 6), method="bilinear").numpy()[..., 0]
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(got[..., 0], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_grad_cam_refuses_tokens_off_the_patch_grid():
+    inputs = tf.keras.Input((6, 6, 1))
+    h = layers.Reshape((12, 3), name="rows")(inputs)  # 12 tokens: no 4-D layer before them
+    h = layers.MultiHeadAttention(1, 2, name="attention")(h, h)
+    model = tf.keras.Model(inputs, layers.Dense(3)(layers.GlobalAveragePooling1D()(h)))
+    with pytest.raises(ValueError, match="'rows'.*patch embedding"):
+        sglrp.GradCAM(model)
+
+
+def test_grad_cam_refuses_tokens_of_a_channels_first_patch_embedding():
+    inputs = tf.keras.Input((1, 6, 6))
+    h = layers.DepthwiseConv2D(2, strides=2, depth_multiplier=4, name="patch_embed", **CF)(inputs)
+    h = layers.Reshape((4, 9), name="rows")(h)  # (N, 4, 3, 3) -> channels x patches
+    h = layers.Permute((2, 1), name="tokens")(h)  # 9 tokens of width 4
+    n = layers.LayerNormalization(name="norm")(h)
+    h = layers.MultiHeadAttention(1, 2, name="attention")(n, n)
+    model = tf.keras.Model(inputs, layers.Dense(3)(layers.GlobalAveragePooling1D()(h)))
+    with pytest.raises(ValueError, match="'norm'.*'patch_embed'.*channels_first"):
+        sglrp.GradCAM(model)
+
+
+def test_grad_cam_follows_a_squeeze_and_excitation_gate():
+    """The gate's Reshape of (N, C) vectors moves no input axes: the CAM is that of 'features'."""
+    tf.keras.utils.set_random_seed(9)
+    inputs = tf.keras.Input((6, 6, 2))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    g = layers.Reshape((1, 1, 4), name="se_reshape")(layers.GlobalAveragePooling2D()(h))
+    g = layers.Conv2D(4, 1, activation="sigmoid", name="se_expand")(g)
+    h = layers.Multiply(name="features")([h, g])
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    model = tf.keras.Model(inputs, layers.Dense(3, name="logits")(h))
+    cam = sglrp.GradCAM(model)
+    assert cam.layer_names == ["features"] and cam.data_formats == ["channels_last"]
+    x = np.random.default_rng(9).uniform(0, 1, (2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(
+        cam.analyze(x, target=[0, 2])[..., 0], closed_form(model, "features", x, [0, 2]),
+        rtol=1e-4, atol=1e-7,
+    )

@@ -28,6 +28,8 @@ from sglrp.validation import activation_name
 
 MODELS = list(ARCHITECTURES)
 MODERN_MODELS = ["efficientnet_mini", "convnext_mini"]
+#: The ViT's target accuracy (its issue: >= 0.9 within 15 minutes of training on 2 cores).
+MIN_TOP2 = {"vit": 0.9}
 
 
 def test_at_least_three_models():
@@ -39,7 +41,7 @@ def test_shipped_files(name):
     info = json.loads(metrics_file(name).read_text())
     assert weights_file(name).stat().st_size <= 0.71 * 1024 * 1024
     assert info["param_count"] == build_model(name).count_params()
-    assert info["scene_top2"] >= 0.95
+    assert info["scene_top2"] >= MIN_TOP2.get(name, 0.95)
     assert info["epochs"] == default_epochs(name) and info["seed"] == 0
 
 
@@ -58,7 +60,7 @@ def test_held_out_scene_top2_is_the_recorded_one(name):
     probs = load_demo_model(name=name).predict(scenes.images, batch_size=500, verbose=0)
     top2 = scene_top2(probs, scenes.labels)
     assert top2 == pytest.approx(info["scene_top2"], abs=2 / EVAL_SCENES)
-    assert top2 >= 0.95
+    assert top2 >= MIN_TOP2.get(name, 0.95)
 
 
 @pytest.mark.parametrize("name", MODERN_MODELS)

@@ -1,4 +1,4 @@
-"""The small digit-scene CNNs that ship with the package: the demo model and four others.
+"""The small digit-scene models that ship with the package: the demo model and five others.
 
 ==================  =====================================================================
 name                architecture (``Dense(10)`` logits then softmax)
@@ -24,11 +24,16 @@ convnext_mini       ConvNeXt-style (Liu et al. 2022): ``Normalization`` of [0, 1
                     batch norms where ConvNeXt has layer norms: on these scenes a layer norm
                     there normalises each position of the black background to the same
                     vector, and the net did not learn in six epochs
+vit                 a small Vision Transformer (:func:`_vit`), GELU: convolutional patch
+                    embedding (two 3x3 stride-2 convolutions: 8x8 patch tokens), class
+                    token, position embedding, 2 pre-norm blocks of ``MultiHeadAttention``
+                    and a GELU MLP, final layer norm, the class token's features to the
+                    logits
 ==================  =====================================================================
 
 Each is built from code with named layers; the trained weights are stored by layer name
 (:func:`save_weights_h5`), so any Keras version that builds the model can read them. The
-first three have only layers that every method of both engines handles; the last two have
+first three have only layers that every method of both engines handles; the last three have
 the layers of the networks designed after 2018, which the relevance methods of the Keras 3
 engine support and the innvestigate engine refuses (``sglrp evaluate`` marks those cells).
 """
@@ -55,6 +60,7 @@ __all__ = [
     "DEMO_HIGH",
     "DEMO_LOW",
     "INPUT_SHAPE",
+    "VIT_BLOCKS",
     "METRICS_PATH",
     "WEIGHTS_PATH",
     "build_model",
@@ -213,6 +219,45 @@ def _convnext_mini(layers) -> tf.keras.Model:
     return tf.keras.Model(image, logits, name="convnext_mini")
 
 
+#: ViT sizes: patch side, token width, heads, blocks, MLP width.
+VIT_PATCH, VIT_DIM, VIT_HEADS, VIT_BLOCKS, VIT_MLP = 4, 48, 3, 2, 96
+
+
+def _vit(layers) -> tf.keras.Model:
+    """A small pre-norm ViT (Dosovitskiy et al. 2021) on the 32x32 scenes: 64 patch tokens.
+
+    The patch embedding is a convolutional stem (Xiao et al., *Early Convolutions Help
+    Transformers See Better*, NeurIPS 2021): two 3x3 stride-2 convolutions instead of one 4x4
+    stride-4 one, which lets so small a ViT learn the scenes in minutes on a CPU.
+    """
+    from sglrp.tokens import ClassToken, PositionEmbedding
+
+    grid = INPUT_SHAPE[0] // VIT_PATCH
+    image = tf.keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Conv2D(VIT_DIM // 3, 3, strides=2, padding="same", name="stem_conv")(image)
+    x = layers.Activation("gelu", name="stem_gelu")(x)
+    x = layers.Conv2D(VIT_DIM, 3, strides=2, padding="same", name="patch_embed")(x)
+    x = layers.Reshape((grid * grid, VIT_DIM), name="tokens")(x)
+    x = ClassToken(name="class_token")(x)
+    x = PositionEmbedding(name="position_embedding")(x)
+    for b in range(1, VIT_BLOCKS + 1):
+        h = layers.LayerNormalization(epsilon=1e-6, name=f"block{b}_norm1")(x)
+        h = layers.MultiHeadAttention(
+            VIT_HEADS, VIT_DIM // VIT_HEADS, name=f"block{b}_attention"
+        )(h, h)
+        x = layers.Add(name=f"block{b}_add1")([x, h])
+        h = layers.LayerNormalization(epsilon=1e-6, name=f"block{b}_norm2")(x)
+        h = layers.Dense(VIT_MLP, name=f"block{b}_mlp1")(h)
+        h = layers.Activation("gelu", name=f"block{b}_gelu")(h)
+        h = layers.Dense(VIT_DIM, name=f"block{b}_mlp2")(h)
+        x = layers.Add(name=f"block{b}_add2")([x, h])
+    x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    x = layers.Cropping1D((0, grid * grid), name="class_token_slice")(x)
+    x = layers.Flatten(name="class_features")(x)
+    logits = layers.Dense(len(CLASS_NAMES), activation="softmax", name="logits")(x)
+    return tf.keras.Model(image, logits, name="vit")
+
+
 #: name -> builder of the shipped architectures (see the module docstring).
 ARCHITECTURES = {
     "digits_cnn": _digits_cnn,
@@ -220,6 +265,7 @@ ARCHITECTURES = {
     "gap_resnet": _gap_resnet,
     "efficientnet_mini": _efficientnet_mini,
     "convnext_mini": _convnext_mini,
+    "vit": _vit,
 }
 
 
@@ -246,7 +292,9 @@ def build_model(name: str = "digits_cnn") -> tf.keras.Model:
     and ``Dense``, ``MaxPooling2D``, ``Flatten``, inference-mode ``BatchNormalization``
     (folded into the convolution before it by canonization), ``Add``,
     ``GlobalAveragePooling2D``; ``efficientnet_mini`` and ``convnext_mini`` add those of
-    EfficientNet and ConvNeXt (see the module docstring). Each ends in a
+    EfficientNet and ConvNeXt (see the module docstring). The ViT (``"vit"``) adds
+    ``MultiHeadAttention``, ``LayerNormalization``, GELU and the token layers of
+    :mod:`sglrp.tokens`; only the Keras 3 engine's relevance rules accept it. Each ends in a
     ``Dense(10, activation="softmax")`` named ``"logits"``.
 
     Parameters
@@ -327,7 +375,7 @@ def save_weights_h5(model: tf.keras.Model, path: str | pathlib.Path) -> None:
         f.attrs["tensorflow_version"] = tf.__version__.encode("utf8")
         for layer in layers:
             group = f.create_group(layer.name)
-            names = [w.name for w in layer.weights]
+            names = [getattr(w, "path", w.name) for w in layer.weights]  # Keras 3: unique path
             group.attrs["weight_names"] = [n.encode("utf8") for n in names]
             for name, value in zip(names, layer.get_weights()):
                 group.create_dataset(name, data=value)

@@ -6,9 +6,10 @@ Usage::
 
 ``--model`` is one of ``sglrp.demo.ARCHITECTURES`` (default ``digits_cnn``, the demo model);
 the shipped weights of every architecture were made with this command and the defaults. The
-default number of epochs is 10, and 6 for ``efficientnet_mini``, whose steps cost more on a
+default number of epochs is 10, 6 for ``efficientnet_mini``, whose steps cost more on a
 CPU (swish, depthwise convolutions, squeeze-and-excitation) and which reaches a higher accuracy
-sooner (:data:`EPOCHS`).
+sooner, and 12 for ``vit`` (:data:`EPOCHS`; its learning-rate schedule is in
+:data:`MODEL_SETTINGS`).
 
 Training is deterministic (fixed seeds, ``enable_op_determinism``) and runs
 eagerly on the CPU in a few minutes.  Each epoch draws fresh, seeded random
@@ -35,7 +36,7 @@ import numpy as np
 SEED = 0
 DEFAULT_EPOCHS = 10
 #: Epochs of the architectures that do not train for DEFAULT_EPOCHS.
-EPOCHS = {"efficientnet_mini": 6}
+EPOCHS = {"efficientnet_mini": 6, "vit": 12}
 SINGLES_PER_EPOCH = 12000
 SCENES_PER_EPOCH = 12000
 BATCH_SIZE = 128
@@ -44,6 +45,9 @@ EVAL_SCENES = 2000
 EVAL_SCENE_SEED = 12345
 EVAL_SINGLE_SEED = 54321
 N_RECORDED = 4
+#: Models trained with their own optimizer settings (peak learning rate, warm-up steps): the ViT
+#: takes a cosine-decayed Adam rate after a linear warm-up, as transformers usually do.
+MODEL_SETTINGS = {"vit": {"learning_rate": 2e-3, "warmup_steps": 200}}
 
 
 def _metrics_path(weights: pathlib.Path) -> pathlib.Path:
@@ -180,10 +184,7 @@ def train(epochs: int = DEFAULT_EPOCHS, verbose: int = 2, name: str = "digits_cn
     tf.config.experimental.enable_op_determinism()
 
     model = build_model(name)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(LEARNING_RATE),
-        loss="categorical_crossentropy",
-    )
+    model.compile(optimizer=_optimizer(name, epochs), loss="categorical_crossentropy")
     start = time.perf_counter()
     for epoch in range(epochs):
         x, y = epoch_data(epoch)
@@ -197,6 +198,24 @@ def train(epochs: int = DEFAULT_EPOCHS, verbose: int = 2, name: str = "digits_cn
             verbose=verbose,
         )
     return model, time.perf_counter() - start
+
+
+def _optimizer(name: str, epochs: int):
+    """Adam at :data:`LEARNING_RATE`, or the schedule of :data:`MODEL_SETTINGS`."""
+    import tensorflow as tf
+
+    settings = MODEL_SETTINGS.get(name)
+    if settings is None:
+        return tf.keras.optimizers.Adam(LEARNING_RATE)
+    steps = epochs * -(-(SINGLES_PER_EPOCH + SCENES_PER_EPOCH) // BATCH_SIZE)
+    warmup = settings["warmup_steps"]
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        settings["learning_rate"] / 10,
+        steps - warmup,
+        warmup_target=settings["learning_rate"],
+        warmup_steps=warmup,
+    )
+    return tf.keras.optimizers.Adam(schedule)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_train_scenes": SCENES_PER_EPOCH * args.epochs,
         "batch_size": BATCH_SIZE,
         "learning_rate": LEARNING_RATE,
+        **MODEL_SETTINGS.get(args.model, {}),
         "param_count": int(model.count_params()),
         "train_seconds": round(seconds, 1),
         "eager": bool(tf.executing_eagerly()),

@@ -87,8 +87,9 @@ def reinitialized_weights(layer, seed: int) -> list[np.ndarray]:
     Kernels (depthwise ones included): Glorot uniform, ``U(-l, l)`` with
     ``l = sqrt(6 / (fan_in + fan_out))``; biases zero; batch and layer normalisation the
     identity (gamma 1, beta 0, moving mean 0, moving variance 1); a layer scale (``gamma``)
-    1. Independent of the Keras version (Keras 2 names a depthwise kernel
-    ``depthwise_kernel``, Keras 3 ``kernel``), so both engines see the same random model.
+    1; a ViT's class token zero and position embedding ``N(0, 0.02)`` (``sglrp.tokens``).
+    Independent of the Keras version (Keras 2 names a depthwise kernel ``depthwise_kernel``,
+    Keras 3 ``kernel``), so both engines see the same random model.
     """
     rng = np.random.default_rng(seed)
     if type(layer).__name__ == "LayerScale":  # Keras 3 leaves its one weight unnamed
@@ -103,8 +104,10 @@ def reinitialized_weights(layer, seed: int) -> list[np.ndarray]:
             out.append(rng.uniform(-limit, limit, shape).astype(np.float32))
         elif name in ("gamma", "moving_variance"):
             out.append(np.ones(shape, np.float32))
-        elif name in ("bias", "beta", "moving_mean"):
+        elif name in ("bias", "beta", "moving_mean", "token"):
             out.append(np.zeros(shape, np.float32))
+        elif name == "embedding":  # sglrp.tokens.PositionEmbedding
+            out.append(rng.normal(0, 0.02, shape).astype(np.float32))
         else:
             raise ValueError(
                 f"layer {layer.name!r}: no re-initialisation for its weight {w.name!r}"

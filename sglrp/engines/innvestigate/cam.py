@@ -22,7 +22,7 @@ class CAMAnalyzer(Analyzer):
         score = tf.reduce_sum(self._logits * self._selection, axis=1)
         features = [model.get_layer(name).output for name in names]
         grads = tf.gradients(score, features)
-        self._maps = front.cams(features, grads, model.inputs, self.data_formats)
+        self._maps = front.cams(features, grads, model.inputs, self.data_formats, self.token_grids)
 
     def _analyze_batch(self, x, selection):
         feed = dict(zip(self._model_inputs, x))

@@ -31,7 +31,7 @@ class CAMAnalyzer(Analyzer):
             *features, logits = self._cam_model(inputs)
             score = tf.reduce_sum(logits * selection, axis=1)
         grads = tape.gradient(score, features)
-        return front.cams(features, grads, inputs, self.data_formats)
+        return front.cams(features, grads, inputs, self.data_formats, self.token_grids)
 
     def _analyze_batch(self, x, selection):
         self._require_open()

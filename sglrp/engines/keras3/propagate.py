@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import rules as R
+from .attention import ATTENTION_LAYERS, attention_rules
 from .graph import (
     IDENTITY_ACTIVATIONS,
     Graph,
@@ -104,6 +105,7 @@ _SUPPORTED = (
     layers.Activation,
     layers.Multiply,
     layers.LayerNormalization,
+    *ATTENTION_LAYERS,
 )
 #: What each rule set's activations may be: ReLU only, ReLU or an identity activation, any.
 _RELU_NAMES = frozenset({None, "relu", "linear"})
@@ -343,6 +345,7 @@ class Propagation:
             conditional_rules = make_rules(**options)
         except TypeError:
             raise ValueError(f"rule set {rule!r} got unknown options {sorted(options)}") from None
+        conditional_rules = [*attention_rules(rule, options), *conditional_rules]
         self.graph = graph = Graph(model)
         self.model = model
         if len(graph.output.shape) != 2:
