@@ -10,7 +10,7 @@ methods it is compared with, with the target chosen at call time::
 ``"innvestigate"`` (Keras 2.14 with innvestigate) or ``"keras3"`` (native Keras 3).
 """
 
-from . import _backend  # noqa: F401  (first: refuses a Keras backend other than TensorFlow)
+from . import _backend  # noqa: F401, I001  (first: refuses a Keras backend other than TensorFlow)
 from . import _stderr  # noqa: F401, I001  (only in `sglrp explain --quiet`, Ray workers)
 from ._version import __version__
 from .analyzer import Analyzer, Bounded
