@@ -88,9 +88,12 @@ def test_make_demo_runs_on_the_keras3_engine(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     (tmp_path / "pyproject.toml").write_text("")
 
+    # Under ``make test`` the parent's MAKEFLAGS (-w) would add "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
     def dry_run(target):  # -n: print the commands, run none
-        proc = subprocess.run([make, "-n", target], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run([make, "-n", "--no-print-directory", target], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, env=env)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.splitlines()
 
