@@ -31,6 +31,14 @@ def z_plus(x, w, r):
     return xp * (s @ plus(w).T) + xn * (s @ minus(w).T)
 
 
+def z_plus_passing_dropped(x, w, r):
+    """sglrp's alpha1-beta0: :func:`z_plus`, and LRP-0 (Bach et al. 2015, Eq. 56) at the units
+    without an activating contribution, whose relevance innvestigate's rule drops."""
+    xp, xn = plus(x), minus(x)
+    dropped = (xp @ plus(w) + xn @ minus(w)) == 0
+    return z_plus(x, w, r) + x * (np.where(dropped, r / safe(x @ w), 0) @ w.T)
+
+
 def z_bounded(x, w, r, low, high):
     """z^B: z_ij = x_i w_ij - l w+_ij - h w-_ij."""
     ones = np.ones_like(x)

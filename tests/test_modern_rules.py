@@ -336,6 +336,46 @@ def test_grouped_convolution_is_the_depthwise_convolution(rule):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
+@pytest.mark.parametrize("activation", ["relu", "swish"])
+@pytest.mark.parametrize("rule", ["bounded_deep_taylor", "z_plus"])
+def test_a_unit_without_an_activating_contribution_keeps_its_relevance(activation, rule):
+    """The target's logit is made of negative contributions only: innvestigate's alpha1-beta0
+    (and z+ after ReLU) drop its relevance. In a model with a layer innvestigate has no rule for
+    (swish) sglrp passes it on with LRP-0 and the map sums to it; in a ReLU network the maps stay
+    innvestigate's, which drop it."""
+    rng = np.random.default_rng(3)
+    signs = np.array([1.0, -1.0, 1.0, -1.0])
+    x = rng.uniform(0.1, 1.0, (3, 4))
+    w1 = np.abs(rng.normal(0, 1, (4, 4))) * signs  # units 1 and 3 negative before the activation
+    w2 = rng.normal(0, 1, (4, C))
+    w2[:, 0] = -np.abs(w2[:, 0]) * signs  # every contribution to logit 0 is <= 0
+    inputs = keras.Input((4,))
+    h = layers.Dense(4, use_bias=False, activation=activation, name="d1")(inputs)
+    model = keras.Model(inputs, layers.Dense(C, use_bias=False, name="d2")(h))
+    model.get_layer("d1").set_weights([w1])
+    model.get_layer("d2").set_weights([w2])
+    (h,) = _values(model, ["d1"], x.astype(np.float32))
+    z = h @ w2
+    assert (z[:, 0] < 0).all()
+    r = np.zeros_like(z)
+    r[:, 0] = z[:, 0]
+    assert np.allclose(ref.z_plus(h, w2, r), 0)  # what innvestigate's rule leaves
+    if activation == "relu":
+        r_h = ref.z_plus(h, w2, r)
+    else:
+        r_h = ref.z_plus_passing_dropped(h, w2, r)
+        np.testing.assert_allclose(r_h.sum(1), z[:, 0])
+    if rule == "bounded_deep_taylor":
+        want = ref.z_bounded(x, w1, r_h, -1.0, 1.0)
+        got = _maps(model, rule, x, [0, 0, 0], low=-1.0, high=1.0)
+    else:
+        want = ref.w_plus(x, w1, r_h)  # drops the units 1 and 3 (no positive weight)
+        got = _maps(model, rule, x, [0, 0, 0])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    if rule == "bounded_deep_taylor" and activation != "relu":  # z^B conserves: sums to z_t
+        np.testing.assert_allclose(got.sum(1), z[:, 0], rtol=1e-4)
+
+
 # -- conservation ----------------------------------------------------------------------------
 W = 12  # channels: wide enough that z+ finds a positive contribution for every unit
 
@@ -391,15 +431,6 @@ def bias_free_net(kind):
     return keras.Model(inputs, layers.Dense(C, use_bias=False)(h))
 
 
-#: Deep Taylor's alpha1-beta0 on the signed inputs after these activations drops the relevance of
-#: units without a positive contribution: on this net the dual head loses up to 25 % (open).
-_DROPS = "alpha1-beta0 drops relevance at units with no positive contribution (known gap)"
-_KNOWN_LOSSES = {
-    (kind, "bounded_deep_taylor")
-    for kind in ("swish", "gelu", "hard_swish", "elu", "leaky_relu", "LeakyReLU", "ELU")
-}
-
-
 #: Every layer type under every LRP rule set (the LeakyReLU and ELU layers keep innvestigate's
 #: gradient in the rule sets that reproduce its LRP analyzers); SGLRP's rule set in the fast
 #: suite, the others slow.
@@ -408,11 +439,7 @@ CONSERVATION = [
         kind,
         rule,
         id=f"{kind}-{rule}",
-        marks=(
-            pytest.mark.xfail(reason=_DROPS, strict=False)
-            if (kind, rule) in _KNOWN_LOSSES
-            else () if rule == "bounded_deep_taylor" else pytest.mark.slow
-        ),
+        marks=() if rule == "bounded_deep_taylor" else pytest.mark.slow,
     )
     for kind in KINDS
     for rule in RULE_SETS

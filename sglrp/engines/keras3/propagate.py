@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import rules as R
-from .attention import ATTENTION_LAYERS, attention_rules
+from .attention import ATTENTION_LAYERS, Attention, ClassTokenRule, PositionRule, attention_rules
 from .graph import (
     IDENTITY_ACTIVATIONS,
     Graph,
@@ -191,6 +191,23 @@ def _modern(layer_norm) -> list:
         (_is(layers.LayerNormalization), layer_norm),
         (_rescaling, R.Identity),
     ]
+
+
+#: sglrp's rules for the layers innvestigate has none for.
+_SGLRP_RULES = (R.Identity, R.LayerNorm, R.SignalTakeAll, R.ScaledAdd, R.NoRelevance,
+                Attention, ClassTokenRule, PositionRule)  # fmt: skip
+
+
+def _beyond_innvestigate(call, rule, graph, relu_only: bool) -> bool:
+    """A call innvestigate has no rule for (for ``relu_only`` rule sets, as Deep Taylor, an
+    activation other than the ReLU too): in such a model the kernel layers pass on the
+    relevance of units without an activating contribution (``pass_dropped``); elsewhere the
+    maps stay innvestigate's."""
+    return (
+        isinstance(rule, _SGLRP_RULES)
+        or _tensor_add(call, graph)
+        or (relu_only and activation_name(call.layer) in IDENTITY_ACTIVATIONS)
+    )
 
 
 # -- rule sets -------------------------------------------------------------------------------
@@ -365,6 +382,14 @@ class Propagation:
                     break
             else:
                 raise ValueError(self._refusal(call, "no rule of this rule set applies to it"))
+        relu_only = kind == "identity"  # innvestigate defines these for ReLU networks only
+        if any(
+            _beyond_innvestigate(call, self.rules.get(call.key), graph, relu_only)
+            for call in graph.calls
+        ):
+            for r in self.rules.values():  # conserve where innvestigate's z+ drops relevance
+                if isinstance(r, (R.AlphaBeta, R.ZPlusFast)):
+                    r.pass_dropped = True
         dtype = graph.output.dtype
         signature = [
             [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in graph.inputs],

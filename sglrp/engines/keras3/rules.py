@@ -373,7 +373,16 @@ class AlphaBeta(_KernelRule):
     with ``bias``), the inhibiting part ``x+ w- + x- w+`` (plus ``b- + b+``). On a layer whose
     inputs are known to be >= 0 (``graph.non_negative_inputs``) the ``x-`` terms are exactly zero
     and are not computed.
+
+    alpha1-beta0 (Bach et al. 2015, Eq. 60 with beta = 0) drops the relevance of a unit without an
+    activating contribution: there innvestigate divides ``R_j`` by ``1e-7`` and multiplies by
+    zeros. sglrp gives such a unit LRP-0 (``R_i = x_i w_ij R_j / z_j``, Bach et al. 2015, Eq. 56),
+    which, as every contribution of that unit is <= 0, is the inhibiting part's share: the
+    layer conserves. sglrp does so in the models innvestigate has no rules for
+    (``pass_dropped``, set by ``Propagation``); on the others its numbers are innvestigate's.
     """
+
+    pass_dropped = False
 
     def __init__(self, call, graph, alpha=1.0, beta=0.0, bias: bool = True) -> None:
         super().__init__(call, graph)
@@ -381,7 +390,7 @@ class AlphaBeta(_KernelRule):
         self.non_negative = graph.non_negative_inputs(self.layer)
 
     def _part(self, x_pos, x_neg, k1, k2, b1, b2, r, stacks):
-        """``x+ k1 (+ b1) + x- k2 (+ b2)`` and its relevance, innvestigate's ``fn_tmp``."""
+        """``z = x+ k1 (+ b1) + x- k2 (+ b2)`` and its relevance (innvestigate's ``fn_tmp``)."""
         m = self.map
         z = m.apply(x_pos, k1, b1)
         if x_neg is None:
@@ -392,7 +401,7 @@ class AlphaBeta(_KernelRule):
         out = times(x_pos, m.transpose(s, k1, x_pos, stacks), stacks)
         if x_neg is not None:
             out = out + times(x_neg, m.transpose(s, k2, x_neg, stacks), stacks)
-        return out
+        return out, z
 
     def backward(self, xs, y, r, stacks):
         (x,) = xs
@@ -406,28 +415,55 @@ class AlphaBeta(_KernelRule):
             b_pos, b_neg = positive(b), negative(b)
         x_pos = positive(x)
         x_neg = None if self.non_negative else negative(x)
-        active = self._part(x_pos, x_neg, k_pos, k_neg, b_pos, b_neg, r, stacks)
+        active, z = self._part(x_pos, x_neg, k_pos, k_neg, b_pos, b_neg, r, stacks)
         if not self.beta:
-            return [active]
-        inhibit = self._part(x_pos, x_neg, k_neg, k_pos, b_neg, b_pos, r, stacks)
+            if not self.pass_dropped:
+                return [active]
+            bias = m.bias() if self.bias and m.use_bias else None
+            return [pass_on_dropped(m, x, kernels, bias, z, r, active, stacks)]
+        inhibit, _ = self._part(x_pos, x_neg, k_neg, k_pos, b_neg, b_pos, r, stacks)
         return [active * self.alpha - inhibit * self.beta]
+
+
+def pass_on_dropped(m, x, kernels, bias, z_active, r, out, stacks: int):
+    """``out`` plus LRP-0's relevance of the units whose activating part ``z_active`` is 0.
+
+    Such a unit's contributions are all <= 0, so LRP-0 distributes its ``R_j`` in proportion to
+    them and nothing is dropped. Where no unit is affected (the usual case on wide layers) the
+    extra products are not computed and ``out`` is returned as it is.
+    """
+    dropped = tf.equal(z_active, 0)
+
+    def with_lrp0():
+        z = m.apply(x, kernels, bias)
+        far = tf.where(dropped, safe(z), tf.constant(float("inf"), z.dtype))  # R_j / inf = 0
+        s = over(r, far, stacks)
+        return out + times(x, m.transpose(s, kernels, x, stacks), stacks)
+
+    return tf.cond(tf.reduce_any(dropped), with_lrp0, lambda: out)
 
 
 class ZPlusFast(_KernelRule):
     """z+ for non-negative inputs: ``R_i = x_i sum_j w+_ij R_j / sum_i x_i w+_ij``.
 
-    innvestigate's ``ZPlusFastRule`` (bias ignored). Where ``z_j = sum_i x_i w+_ij`` is zero,
-    innvestigate divides by ``1e-7``; every term ``x_i w+_ij`` of such a ``j`` is zero, so
-    ``R_j / z_j`` only ever meets a zero weight or a zero input on its way to ``R_i``:
-    ``divide_no_nan`` gives the same map without the test for zeros.
+    innvestigate's ``ZPlusFastRule`` (bias ignored; Montavon et al. 2017, Eq. 13). Where
+    ``z_j = sum_i x_i w+_ij`` is zero, innvestigate divides by ``1e-7`` and drops ``R_j``; with
+    ``pass_dropped`` sglrp gives such a unit LRP-0 (:func:`pass_on_dropped`) and conserves.
     """
+
+    pass_dropped = False
 
     def backward(self, xs, y, r, stacks):
         (x,) = xs
         m = self.map
-        kernels = [positive(k) for k in m.kernels()]
-        s = over(r, m.apply(x, kernels), stacks, tf.math.divide_no_nan)
-        return [times(x, m.transpose(s, kernels, x, stacks), stacks)]
+        kernels = m.kernels()
+        k_pos = [positive(k) for k in kernels]
+        z = m.apply(x, k_pos)
+        s = over(r, z, stacks, tf.math.divide_no_nan)
+        out = times(x, m.transpose(s, k_pos, x, stacks), stacks)
+        if not self.pass_dropped:
+            return [out]
+        return [pass_on_dropped(m, x, kernels, None, z, r, out, stacks)]
 
 
 def _through(chain, image, affine: bool = True):
