@@ -37,14 +37,15 @@ demo: $(STAMP_K3)
 demo-innvestigate: $(STAMP)
 	$(BIN)/sglrp demo --out results/demo-innvestigate
 
-# The whole suite in both engines' environments.
+# The whole suite in both engines' environments, two workers (a test file stays on one).
+PYTEST := -m pytest -q -n 2 --dist loadfile --durations=10
 test: install
-	$(BIN)/python -m pytest -q
-	$(BIN_K3)/python -m pytest -q
+	$(BIN)/python $(PYTEST)
+	$(BIN_K3)/python $(PYTEST)
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
-	$(BIN_K3)/python -m pytest -q -m slow
+	$(BIN)/python $(PYTEST) -m slow
+	$(BIN_K3)/python $(PYTEST) -m slow
 
 # Both engines, one after the other; benchmarks/RESULTS.md puts them side by side.
 bench: install

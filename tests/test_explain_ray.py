@@ -154,6 +154,7 @@ def runs(images):
     return result
 
 
+@pytest.mark.slow
 def test_ray_run_equals_the_single_process_run(images, runs):
     single, ray = runs["single"], runs["ray"]
     assert single.returncode == ray.returncode == 1, ray.stderr  # the broken file
@@ -179,6 +180,7 @@ def test_ray_run_equals_the_single_process_run(images, runs):
     assert worst <= 1e-5
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_nothing_and_records_nothing_twice(images, runs):
     killed = runs["killed"]
     assert killed is not None, "no worker was found to kill"
@@ -195,12 +197,14 @@ def test_a_killed_worker_loses_nothing_and_records_nothing_twice(images, runs):
         assert path.name.endswith(".tmp") and path.name[1:].split(".")[0].startswith("img")
 
 
+@pytest.mark.slow
 def test_a_bad_file_is_reported_as_in_the_single_process_run(images, runs):
     lines = errors(runs["ray"].stderr)
     assert lines == errors(runs["single"].stderr)
     assert lines == ["error: images/broken.png: not an image (or an unsupported format)"]
 
 
+@pytest.mark.slow
 def test_running_again_resumes(images, runs):
     again = runs["again"]
     assert again.returncode == 1, again.stderr
@@ -393,6 +397,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_distributed_rows_equal_the_single_process_maps(images, runs, local_ray, monkeypatch):
     from sglrp import distributed
 
@@ -418,6 +423,7 @@ def test_distributed_rows_equal_the_single_process_maps(images, runs, local_ray,
         assert np.abs(row["relevance"] - saved).max() <= 1e-5 * np.abs(saved).max()
 
 
+@pytest.mark.slow
 def test_distributed_takes_file_contents(images, runs, local_ray):
     from sglrp import distributed
 
@@ -437,6 +443,7 @@ def test_distributed_takes_file_contents(images, runs, local_ray):
     assert bad[0]["error"] == "not an image (or an unsupported format)"
 
 
+@pytest.mark.slow
 def test_distributed_refuses_decoded_images_and_other_data(local_ray):
     from sglrp import distributed
 
@@ -448,6 +455,7 @@ def test_distributed_refuses_decoded_images_and_other_data(local_ray):
         distributed.explain(["x.png"], model="demo", methods="nope")
 
 
+@pytest.mark.slow
 def test_workers_filter_tensorflow_notices(local_ray):
     """Issue 18.13: sglrp's actors start with the filter of TensorFlow's C++ notices on."""
 

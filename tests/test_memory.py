@@ -85,6 +85,7 @@ def measure(mode: str) -> dict:
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
+@pytest.mark.slow
 def test_close_gives_memory_back():
     result = measure("close")
     assert result["graphs_alive"] == 0
@@ -92,6 +93,7 @@ def test_close_gives_memory_back():
 
 
 @pytest.mark.engine("innvestigate")  # counts the private tf.Graphs of that engine
+@pytest.mark.slow
 def test_detector_sees_analyzers_that_are_not_closed():
     """The same measurement without ``close()``: the memory of every analyzer stays."""
     result = measure("keep")

@@ -143,6 +143,7 @@ def test_quickstart_runs_and_sglrp_discriminates_better_than_lrp(kernel_dir):
     assert images(nb) >= 4
 
 
+@pytest.mark.slow
 def test_your_model_trains_explains_reloads_and_shows_the_errors(kernel_dir):
     nb, seconds = execute("your_model.ipynb", kernel_dir)
     print(f"your_model.ipynb: {seconds:.0f} s")
@@ -162,6 +163,7 @@ def test_your_model_trains_explains_reloads_and_shows_the_errors(kernel_dir):
     assert "eager: True" in output
 
 
+@pytest.mark.slow
 def test_spray_finds_the_planted_shortcut(kernel_dir):
     nb, seconds = execute("spray.ipynb", kernel_dir)
     print(f"spray.ipynb: {seconds:.0f} s")
