@@ -297,7 +297,9 @@ def transfer():
     return model, inputs_for(model, 2, seed=2)
 
 
-@pytest.mark.parametrize("name", ["sglrp", "lrp.epsilon", "grad_cam"])
+@pytest.mark.parametrize(
+    "name", [pytest.param("sglrp", marks=pytest.mark.slow), "lrp.epsilon", "grad_cam"]
+)
 def test_transfer_model(transfer, name):
     model, x = transfer
     with sglrp.create_analyzer(name, model, **_kwargs(name)) as analyzer:
