@@ -95,17 +95,20 @@ def build(name: str):
             if hasattr(layer, "kernel") and layer.name != "predictions":
                 std = float(np.std(tf.keras.Model(model.inputs, layer.output)(x)))
                 layer.set_weights([layer.get_weights()[0] / std, *layer.get_weights()[1:]])
+    _unit_logits(model, images(name, 16, seed=1))
     return model
 
 
 def _unit_logits(model, x) -> None:
-    """The classifier's kernel scaled so that the logits have unit spread: a random net's
-    logits can differ by hundreds, and a softmax saturated in float32 makes SGLRP's heads 0."""
+    """The classifier scaled so that the logits have unit spread, as a trained net's: a random
+    net's logits can differ by hundreds (EfficientNetV2B0's do), and a softmax saturated in
+    float32 makes SGLRP's heads ``y_t (1 - y_t)`` and ``y_t y_n`` exactly 0."""
     import tensorflow as tf
 
     top = [layer for layer in _flat(model) if hasattr(layer, "kernel")][-1]
-    logits = tf.keras.Model(model.inputs, top.output)(x)
-    std = float(np.std(logits))
+    features = np.asarray(tf.keras.Model(model.inputs, top.input)(x), np.float64)
+    kernel, *bias = top.get_weights()
+    std = float(np.std(features @ kernel + (bias[0] if bias else 0)))
     if std > 1:
         top.set_weights([w / std for w in top.get_weights()])
 

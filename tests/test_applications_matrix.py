@@ -19,15 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDED = os.path.join(ROOT, "benchmarks", "applications-matrix-keras3.json")
 
 
-#: Cells that do not meet the goal yet, recorded as they are: on the random EfficientNetV2B0
-#: SGLRP's maps (softmax heads) come out exactly zero while every z_t head works; not explained.
-KNOWN_GAPS = {
-    ("EfficientNetV2B0", m)
-    for m in ("sglrp", "sglrp.epsilon_plus_box", "sglrp.sequential_preset_a",
-              "sglrp.sequential_preset_b")
-}  # fmt: skip
-
-
 def _recorded() -> dict:
     with open(RECORDED, encoding="utf-8") as f:
         return json.load(f)["results"]
@@ -48,7 +39,7 @@ def test_every_recorded_family_meets_the_goal():
     for name, cells in recorded.items():
         assert sorted(cells) == sglrp.available_methods(), name
         for method, value in cells.items():
-            if method not in matrix.EXCLUDED and (name, method) not in KNOWN_GAPS:
+            if method not in matrix.EXCLUDED:
                 assert value == matrix.WORKS, (name, method, value)
 
 
