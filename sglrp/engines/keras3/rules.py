@@ -429,10 +429,12 @@ def pass_on_dropped(m, x, kernels, bias, z_active, r, out, stacks: int):
     """``out`` plus LRP-0's relevance of the units whose activating part ``z_active`` is 0.
 
     Such a unit's contributions are all <= 0, so LRP-0 distributes its ``R_j`` in proportion to
-    them and nothing is dropped. Where no unit is affected (the usual case on wide layers) the
-    extra products are not computed and ``out`` is returned as it is.
+    them and nothing is dropped. Where no such unit holds relevance (the usual case: wide
+    layers, or units that see only zeros) the extra products are not computed and ``out`` is
+    returned as it is.
     """
     dropped = tf.equal(z_active, 0)
+    held = tf.not_equal(r if stacks == 1 else split_heads(r, stacks), 0)
 
     def with_lrp0():
         z = m.apply(x, kernels, bias)
@@ -440,7 +442,7 @@ def pass_on_dropped(m, x, kernels, bias, z_active, r, out, stacks: int):
         s = over(r, far, stacks)
         return out + times(x, m.transpose(s, kernels, x, stacks), stacks)
 
-    return tf.cond(tf.reduce_any(dropped), with_lrp0, lambda: out)
+    return tf.cond(tf.reduce_any(tf.logical_and(dropped, held)), with_lrp0, lambda: out)
 
 
 class ZPlusFast(_KernelRule):
