@@ -33,6 +33,29 @@ def test_softmax_gradient_closed_form():
     np.testing.assert_allclose(evaluate(heads.softmax_gradient, Z, T), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("margin", [20.0, 40.0, 300.0])
+def test_softmax_gradient_keeps_a_confident_prediction(margin):
+    # y_t (1 - y_t) with 1 - y_t = sum of the others' probabilities, in closed form: with logits
+    # (margin, 0, -1), 1 - y_t = (1 + e^-1) e^-margin / (1 + (1 + e^-1) e^-margin)
+    z = np.array([[margin, 0.0, -1.0], [0.0, margin, -1.0]])
+    t = np.array([[1.0, 0, 0], [1.0, 0, 0]])
+    others = (1 + np.exp(-1.0)) * np.exp(-margin)
+    y_t = 1 / (1 + others)
+    target = y_t * others * y_t  # y_t (1 - y_t)
+    got = evaluate(heads.softmax_gradient, z, t)
+    assert target > 0
+    np.testing.assert_allclose(got[0, 0], target, rtol=1e-12)
+    np.testing.assert_allclose(got[0, 1:], -y_t * np.exp([-margin, -margin - 1]) * y_t, rtol=1e-12)
+    # the confident class is not the target: -y_t y_n at the winner, y_t (1 - y_t) at the target
+    y = softmax(z[1:])[0]
+    np.testing.assert_allclose(got[1], [y[0] * (1 - y[0]), -y[0] * y[1], -y[0] * y[2]],
+                               rtol=1e-12)
+    got32 = tf.function(heads.softmax_gradient_target)(tf.constant(z[:1], tf.float32),
+                                                       tf.constant(t[:1], tf.float32)).numpy()
+    if target > 1e-37:  # a float32 normal number
+        np.testing.assert_allclose(got32[0, 0], target, rtol=1e-6)
+
+
 @pytest.mark.parametrize("weights", [T, RNG.uniform(0, 1, size=Z.shape)])
 def test_softmax_gradient_is_the_derivative_of_the_selected_probability(weights):
     # central differences of f(z) = weights . softmax(z)
