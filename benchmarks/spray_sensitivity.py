@@ -2,8 +2,8 @@
 
 Usage (after ``sglrp demo --spray --out results/demo``)::
 
-    python -m benchmarks.spray_sensitivity results/demo/planted \
-        [--json benchmarks/spray-sensitivity.json]
+    python -m benchmarks.spray_sensitivity results/demo/planted
+    python -m benchmarks.spray_sensitivity results/demo/planted --json rows.json
 
 For every method of the demo, on the shortcut model and the control, the maps of the marked
 class are clustered again at every combination of the downsized size (8, 16, 32 pixels a side)
