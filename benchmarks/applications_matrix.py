@@ -56,6 +56,9 @@ EXCLUDED = ("guided_backprop", "guided_grad_cam", "grad_cam.multi_input")
 #: Constructor arguments that keep the sampling methods cheap.
 CHEAP = {"smoothgrad": {"augment_by_n": 4}, "integrated_gradients": {"steps": 4}}
 WORKS = "works"
+#: Finite and non-zero, but CLRP's or SGLRP's target and dual maps cancel on these random
+#: weights (``sglrp.ContrastLostWarning``): what is left is rounding, not evidence.
+CANCELS = "works; contrast cancels"
 MARK = "<!-- applications-matrix -->"
 
 
@@ -122,19 +125,28 @@ def _flat(model) -> list:
     return out
 
 
-def cell(method: str, model, x, low: float, high: float) -> str:
-    """``works`` or the refusal's first sentence; any other error is raised."""
+def cell(method: str, model, x, low: float, high: float, log=None) -> str:
+    """``works`` or the refusal's first sentence; any other error is raised. ``log`` gets CLRP's
+    and SGLRP's map size as a share of the target map's (L1 norms)."""
     import sglrp
 
     try:
         analyzer = sglrp.create_analyzer(method, model, low=low, high=high, **CHEAP.get(method, {}))
     except ValueError as error:
         return "refused: " + _reason(str(error))
-    with analyzer:
-        r = analyzer.analyze(x, target=target(analyzer.predict_logits(x)))
+    with analyzer, warnings.catch_warnings():
+        warnings.simplefilter("ignore", sglrp.ContrastLostWarning)
+        t = target(analyzer.predict_logits(x))
+        r = analyzer.analyze(x, target=t)
+        if log and hasattr(analyzer, "analyze_target"):
+            size = np.abs(analyzer.analyze_target(x, target=t).astype(np.float64)).sum()
+            log(f"  {method}: the map is {np.abs(r.astype(np.float64)).sum() / size:.2e} of "
+                "the target map")
     if not np.isfinite(r).all():
         return "not finite"
-    return WORKS if np.abs(r).sum() > 0 else "all zero"
+    if not np.abs(r).sum() > 0:
+        return "all zero"
+    return CANCELS if getattr(analyzer, "contrast_lost", None) else WORKS
 
 
 def target(logits: np.ndarray) -> np.ndarray:
@@ -165,7 +177,7 @@ def row(name: str, methods=None, log=None) -> dict:
     out = {}
     for method in methods:
         start = time.perf_counter()
-        out[method] = cell(method, model, x, low, high)
+        out[method] = cell(method, model, x, low, high, log)
         if log:
             log(f"{name} {method}: {out[method][:80]} ({time.perf_counter() - start:.0f} s)")
     return out
@@ -187,6 +199,8 @@ def table(results: dict, methods: list) -> str:
             value = results[name].get(method, "not run")
             if value == WORKS:
                 cells.append("✓")
+            elif value == CANCELS:
+                cells.append("✓ᶜ")
             elif value.startswith("refused: "):
                 reason = value[len("refused: ") :]
                 reason = re.sub(r"layer '[^']*' \(", "layer (", reason)  # names of the family's
@@ -216,6 +230,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", default="benchmarks/applications-matrix-keras3.json")
     parser.add_argument("--readme", help="rewrite the table between the markers of this file")
+    parser.add_argument("--methods", help="comma-separated: only these cells, the others kept")
     parser.add_argument(
         "--only",
         nargs="*",
@@ -229,7 +244,9 @@ def main(argv=None) -> None:
         with open(args.json, encoding="utf-8") as f:
             results = json.load(f)["results"]
     for name in list(FAMILIES) if args.only is None else args.only:
-        results[name] = row(name, log=lambda s: print(s, file=sys.stderr, flush=True))
+        methods = args.methods.split(",") if args.methods else None
+        cells = row(name, methods, log=lambda s: print(s, file=sys.stderr, flush=True))
+        results[name] = {**results.get(name, {}), **cells}
         with open(args.json, "w", encoding="utf-8") as f:  # after every family
             json.dump({"engine": sglrp.engine, "results": results}, f, indent=1, sort_keys=True)
     if args.readme:

@@ -13,7 +13,7 @@ methods it is compared with, with the target chosen at call time::
 from . import _backend  # noqa: F401, I001  (first: refuses a Keras backend other than TensorFlow)
 from . import _stderr  # noqa: F401, I001  (only in `sglrp explain --quiet`, Ray workers)
 from ._version import __version__
-from .analyzer import Analyzer, Bounded
+from .analyzer import Analyzer, Bounded, ContrastLostWarning
 from .cam import GradCAM, GuidedGradCAM, MultiGradCAM
 from .engines import ENGINE as engine
 from .engines.active import ReverseAnalyzer
@@ -38,6 +38,7 @@ __all__ = [
     "engine",
     "Analyzer",
     "Bounded",
+    "ContrastLostWarning",
     "ReverseAnalyzer",
     "ContrastiveAnalyzer",
     "LRP",

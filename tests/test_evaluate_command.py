@@ -85,6 +85,9 @@ def test_result_schema(evaluated):
                 assert lo <= entry[metric] <= hi
             assert isinstance(entry[f"{metric}_n_undefined"], int)
         assert len(entry["randomization_cascade"]) == n_layers
+        # the trained model keeps CLRP's and SGLRP's contrast (the cascade's random weights
+        # need not: their warning is not shown there)
+        assert entry["contrast_lost"] is None, entry["method"]
         for metric in ("deletion_auc", "insertion_auc", "relevance_mass", "pointing_game"):
             assert 0.0 <= entry[metric] <= 1.0
 

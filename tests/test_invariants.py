@@ -2,6 +2,8 @@
 combinations: shape, finiteness, batch = per-sample, relu, one build for many targets, weights
 untouched, conservation, SGLRP's sums, single signed pass = target - dual."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -251,6 +253,7 @@ def test_one_graph_equals_two_separate_analyzers(cnn, images, cls, target_head, 
 # -- the analyzer follows the model -------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::sglrp.ContrastLostWarning")  # one image, random weights
 @pytest.mark.parametrize("method", ["lrp", "sglrp", "grad_cam", "guided_grad_cam", "smoothgrad"])
 def test_analyzer_follows_the_model_after_fit_and_set_weights(method, images):
     model = conv_net(seed=3)
@@ -309,3 +312,34 @@ def test_smoothgrad_on_two_inputs_averages_the_gradients(images, vectors):
     grads = tape.gradient(score, inputs)
     for got, expected in zip(maps, grads):
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _bottleneck_net():
+    """Every class's relevance passes through one unit: below it the target and dual maps of
+    Deep Taylor are the same map times their totals, so CLRP's and SGLRP's maps cancel."""
+    rng = np.random.default_rng(3)
+    inputs = tf.keras.Input((8, 8, 1))
+    h = tf.keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    h = tf.keras.layers.Flatten()(h)
+    h = tf.keras.layers.Dense(1, activation="relu")(h)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(N_CLASSES)(h))
+    conv, dense, top = (layer for layer in model.layers if layer.weights)
+    conv.set_weights([rng.normal(0, 0.5, (3, 3, 1, 4)), np.full(4, 0.1)])
+    dense.set_weights([rng.uniform(0.1, 1, (144, 1)), np.zeros(1)])
+    top.set_weights([rng.uniform(0.1, 1, (1, N_CLASSES)), np.zeros(N_CLASSES)])
+    return model, rng.uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("cls", [sglrp.SGLRP, sglrp.CLRP])
+def test_a_contrast_lost_to_rounding_is_reported(cls, cnn, images):
+    model, x = _bottleneck_net()
+    analyzer = cls(model, low=0.0, high=1.0)
+    with pytest.warns(sglrp.ContrastLostWarning, match=r"in 3 of 3 images the target and dual"):
+        result = analyzer.analyze(x, target=[0, 1, 2])
+    target = np.abs(analyzer.analyze_target(x, target=[0, 1, 2])).sum(axis=(1, 2, 3))
+    assert (np.abs(result).sum(axis=(1, 2, 3)) < sglrp.analyzer.CANCELLED * target).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sglrp.ContrastLostWarning)
+        analyzer.analyze(x, target=[0, 1, 2])  # once per analyzer
+        # a network whose maps keep their contrast: no warning
+        cls(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS)

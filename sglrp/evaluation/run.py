@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import metrics
+from ..analyzer import ContrastLostWarning
 from ..demo import ARCHITECTURES, DEMO_HIGH, DEMO_LOW, load_demo_model, make_scenes
 from ..demo.run import _scene_targets
 from ..demo.train import EVAL_SCENE_SEED, EVAL_SCENES, scene_top2
@@ -134,7 +135,8 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
         ``name``, ``top2_accuracy`` (held-out scenes, as the training script measures it),
         ``n_maps``, ``cascade_layers`` (the layers with weights, from the top),
         ``methods`` (one dict per method that runs: each metric's mean, ``<metric>_ci95``,
-        ``<metric>_n_undefined``, ``randomization_cascade`` and ``seconds``), ``refused``
+        ``<metric>_n_undefined``, ``randomization_cascade``, ``contrast_lost`` (CLRP's and
+        SGLRP's warning on the trained weights, else ``None``) and ``seconds``), ``refused``
         (method -> the reason it gave for refusing the model, in the order asked) and
         ``random`` (the same metrics for maps of seeded uniform noise: the chance level).
     """
@@ -167,9 +169,12 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
             refused[method] = str(err)
             log(f"  {method}: refused ({err})")
             continue
-        with analyzer:
+        with analyzer, warnings.catch_warnings():
+            # recorded below for the trained weights; expected once the cascade randomizes them
+            warnings.simplefilter("ignore", ContrastLostWarning)
             maps = analyzer.analyze(x, target=targets)
             maps_other = analyzer.analyze(x, target=others)
+            contrast_lost = getattr(analyzer, "contrast_lost", None)
             cascade = []
             try:
                 for k, weights in enumerate(stages):
@@ -187,8 +192,11 @@ def evaluate_model(name: str, methods=None, settings: Settings | None = None, lo
         entry["randomization_cascade"] = [
             None if not np.isfinite(c).any() else float(np.nanmean(c)) for c in cascade
         ]
+        entry["contrast_lost"] = contrast_lost
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         results.append(entry)
+        if contrast_lost:
+            log(f"  {method}: {contrast_lost}")
         log(
             f"  {method}: contrast {_fmt(entry['contrast'])}, deletion "
             f"{_fmt(entry['deletion_auc'])}, randomization "
