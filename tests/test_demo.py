@@ -68,6 +68,7 @@ def test_demo_command_writes_figures_and_table(tmp_path):
     assert maps["SGLRP"].shape == (2, 32, 32, 1)  # one scene, both digits
 
 
+@pytest.mark.filterwarnings("ignore::sglrp.ContrastLostWarning")  # said: random VGG16 weights
 def test_zebra_elephant_example_fast_path(tmp_path):
     # random weights, 32x32 input: the real code path, only cheaper
     image = DATA_DIR / "zebra_elephant3.jpg"

@@ -171,6 +171,7 @@ PUBLIC = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::sglrp.ContrastLostWarning")  # a random net's image
 @pytest.mark.parametrize("name", SMALL)
 def test_public_methods_equal_to_innvestigate_engine(name):
     # The whole chain, front and engine: analyze(x, target) of every public class.
