@@ -125,9 +125,9 @@ def _flat(model) -> list:
     return out
 
 
-def cell(method: str, model, x, low: float, high: float, log=None) -> str:
-    """``works`` or the refusal's first sentence; any other error is raised. ``log`` gets CLRP's
-    and SGLRP's map size as a share of the target map's (L1 norms)."""
+def cell(method: str, model, x, low: float, high: float, log=None, notes=None) -> str:
+    """``works`` or the refusal's first sentence; any other error is raised. CLRP's and SGLRP's
+    map size as a share of the target map's (L1 norms) goes to ``log`` and ``notes[method]``."""
     import sglrp
 
     try:
@@ -138,10 +138,13 @@ def cell(method: str, model, x, low: float, high: float, log=None) -> str:
         warnings.simplefilter("ignore", sglrp.ContrastLostWarning)
         t = target(analyzer.predict_logits(x))
         r = analyzer.analyze(x, target=t)
-        if log and hasattr(analyzer, "analyze_target"):
+        if hasattr(analyzer, "analyze_target"):
             size = np.abs(analyzer.analyze_target(x, target=t).astype(np.float64)).sum()
-            log(f"  {method}: the map is {np.abs(r.astype(np.float64)).sum() / size:.2e} of "
-                "the target map")
+            left = float(np.abs(r.astype(np.float64)).sum() / size)
+            if notes is not None:
+                notes[method] = float(f"{left:.2e}")
+            if log:
+                log(f"  {method}: the map is {left:.2e} of the target map")
     if not np.isfinite(r).all():
         return "not finite"
     if not np.abs(r).sum() > 0:
@@ -150,8 +153,9 @@ def cell(method: str, model, x, low: float, high: float, log=None) -> str:
 
 
 def target(logits: np.ndarray) -> np.ndarray:
-    """The predicted class; where the random model's softmax saturates (``y_t = 1`` in float32,
-    so SGLRP's head ``y_t (1 - y_t)`` is zero) the second most likely class."""
+    """The predicted class; where the random model's softmax saturates (``y_t = 1`` in float32)
+    the second most likely class. (Kept so that the rows stay comparable: since the head takes
+    ``1 - y_t`` from the other classes' probabilities it is no longer zero there.)"""
     z = logits.astype(np.float32)
     order = np.argsort(-z, axis=1)
     y = np.exp(z - z.max(1, keepdims=True))
@@ -166,8 +170,8 @@ def _reason(message: str) -> str:
     return " ".join(message.split())
 
 
-def row(name: str, methods=None, log=None) -> dict:
-    """method -> cell for the family ``name``."""
+def row(name: str, methods=None, log=None, notes=None) -> dict:
+    """method -> cell for the family ``name``; ``notes`` as in :func:`cell`."""
     import sglrp
 
     methods = methods or sglrp.available_methods()
@@ -177,7 +181,7 @@ def row(name: str, methods=None, log=None) -> dict:
     out = {}
     for method in methods:
         start = time.perf_counter()
-        out[method] = cell(method, model, x, low, high, log)
+        out[method] = cell(method, model, x, low, high, log, notes)
         if log:
             log(f"{name} {method}: {out[method][:80]} ({time.perf_counter() - start:.0f} s)")
     return out
@@ -239,16 +243,29 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import sglrp
 
-    results = {}
+    methods = None
+    if args.methods:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = sorted(set(methods) - set(sglrp.available_methods()))
+        if unknown or not methods:
+            parser.error(f"unknown methods {unknown}; valid: {sglrp.available_methods()}")
+    unknown = sorted(set(args.only or ()) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {unknown}; valid: {list(FAMILIES)}")
+    results, contrast = {}, {}
     if os.path.exists(args.json):
         with open(args.json, encoding="utf-8") as f:
-            results = json.load(f)["results"]
+            recorded = json.load(f)
+        results, contrast = recorded["results"], recorded.get("contrast_left", {})
     for name in list(FAMILIES) if args.only is None else args.only:
-        methods = args.methods.split(",") if args.methods else None
-        cells = row(name, methods, log=lambda s: print(s, file=sys.stderr, flush=True))
+        notes: dict = {}
+        cells = row(name, methods, log=lambda s: print(s, file=sys.stderr, flush=True),
+                    notes=notes)
         results[name] = {**results.get(name, {}), **cells}
+        contrast[name] = {**contrast.get(name, {}), **notes}
         with open(args.json, "w", encoding="utf-8") as f:  # after every family
-            json.dump({"engine": sglrp.engine, "results": results}, f, indent=1, sort_keys=True)
+            json.dump({"engine": sglrp.engine, "results": results, "contrast_left": contrast},
+                      f, indent=1, sort_keys=True)
     if args.readme:
         write_readme(args.readme, table(results, sglrp.available_methods()))
 

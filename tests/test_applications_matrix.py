@@ -44,6 +44,16 @@ def test_every_recorded_family_meets_the_goal():
                 assert value in (matrix.WORKS, matrix.CANCELS), (name, method, value)
 
 
+def test_cancelled_cells_are_those_below_the_threshold():
+    """A ✓ᶜ cell is a CLRP/SGLRP map below ``CANCELLED`` of its target map, as recorded."""
+    with open(RECORDED, encoding="utf-8") as f:
+        recorded = json.load(f)
+    for name, shares in recorded["contrast_left"].items():
+        for method, share in shares.items():
+            cancels = recorded["results"][name][method] == matrix.CANCELS
+            assert cancels == (share < sglrp.analyzer.CANCELLED), (name, method, share)
+
+
 @pytest.mark.slow
 @pytest.mark.engine("keras3")
 @pytest.mark.parametrize("family", list(matrix.FAMILIES))

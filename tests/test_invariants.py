@@ -334,12 +334,40 @@ def _bottleneck_net():
 def test_a_contrast_lost_to_rounding_is_reported(cls, cnn, images):
     model, x = _bottleneck_net()
     analyzer = cls(model, low=0.0, high=1.0)
-    with pytest.warns(sglrp.ContrastLostWarning, match=r"in 3 of 3 images the target and dual"):
+    with pytest.warns(sglrp.ContrastLostWarning, match=r"dual maps cancel in 3 of the 3 images"):
         result = analyzer.analyze(x, target=[0, 1, 2])
     target = np.abs(analyzer.analyze_target(x, target=[0, 1, 2])).sum(axis=(1, 2, 3))
     assert (np.abs(result).sum(axis=(1, 2, 3)) < sglrp.analyzer.CANCELLED * target).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error", sglrp.ContrastLostWarning)
-        analyzer.analyze(x, target=[0, 1, 2])  # once per analyzer
+        analyzer.analyze(x, target=[0, 1, 2])  # once per analyzer and weights
         # a network whose maps keep their contrast: no warning
         cls(cnn, low=0.0, high=1.0).analyze(images, target=TARGETS)
+    model.set_weights([w * 0.5 for w in model.get_weights()])  # new weights: checked again
+    with pytest.warns(sglrp.ContrastLostWarning):
+        analyzer.analyze(x, target=[0, 1, 2])
+    assert analyzer.contrast_lost.startswith(cls.__name__)
+
+
+@pytest.mark.parametrize("cls", [sglrp.SGLRP, sglrp.CLRP])
+def test_the_contrast_is_judged_over_all_inputs(cls):
+    # a scalar side input: its map is one number per sample, which the scaling cancels by
+    # construction; the image's map keeps its contrast, so the maps as a whole do
+    tf.keras.utils.set_random_seed(7)
+    layers = tf.keras.layers
+    a, b = tf.keras.Input((8, 8, 2)), tf.keras.Input((1,))
+    ha = layers.Flatten()(layers.Conv2D(3, 3, activation="relu")(a))
+    hb = layers.Dense(4, activation="relu")(b)
+    model = tf.keras.Model([a, b], layers.Dense(N_CLASSES)(layers.Concatenate()([ha, hb])))
+    rng = np.random.default_rng(0)
+    x = [rng.uniform(0, 1, (4, 8, 8, 2)).astype(np.float32),
+         rng.uniform(0.5, 1, (4, 1)).astype(np.float32)]
+    analyzer = cls(model, low=0.0, high=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sglrp.ContrastLostWarning)
+        image, scalar = analyzer.analyze(x, target=TARGETS)
+    target_image, target_scalar = analyzer.analyze_target(x, target=TARGETS)
+    assert (np.abs(scalar) <= sglrp.analyzer.CANCELLED * np.abs(target_scalar)).all()
+    left = np.abs(image).reshape(4, -1).sum(1) / np.abs(target_image).reshape(4, -1).sum(1)
+    assert (left > sglrp.analyzer.CANCELLED).all()
+    assert analyzer.contrast_lost is None
