@@ -233,8 +233,8 @@ class Contrastive:
     Both maps come from one forward pass. :meth:`analyze_target` and :meth:`analyze_others`
     give the two maps alone. Where the dual map sums to zero the scale is undefined; the maps
     are then subtracted unscaled (the original divided without a guard). Where the two maps
-    cancel (:data:`CANCELLED`) a :class:`ContrastLostWarning` says so, once per analyzer, and
-    ``contrast_lost`` keeps its message (``None`` until then).
+    cancel (:data:`CANCELLED`) a :class:`ContrastLostWarning` says so, once per analyzer and
+    weights, and ``contrast_lost`` keeps its message (``None`` until then).
     """
 
     def __init__(self, model, target_id=None, relu=False, scaling: bool = True, **kwargs):
